@@ -1,0 +1,11 @@
+export { dumpPath } from './dump.js';
+export { narChunks, UnsupportedFileTypeError, ChangedWhileArchivingError } from './writer.js';
+export { parseNar, NarFormatError } from './reader.js';
+export type { NarVisitor } from './reader.js';
+export { TruncatedError } from './source.js';
+export { restoreNar } from './restore.js';
+export { listNar } from './list.js';
+export type { NarEntry } from './list.js';
+export { hashPath, hashFlat } from './hash-path.js';
+export type { PathHash } from './hash-path.js';
+export { encodeStr, invalidNameReason, showName } from './format.js';
