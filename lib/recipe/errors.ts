@@ -1,0 +1,19 @@
+import type { Hash } from '../hash/index.js';
+
+/** A fixed output whose content is not what the recipe declared; worded exactly as Nix words it. */
+export class HashMismatchError extends Error {
+  constructor(readonly recipePath: string, readonly specified: Hash, readonly got: Hash, readonly keptAt?: string) {
+    super(
+      `hash mismatch in fixed-output derivation '${recipePath}':\n` +
+        `  specified: ${specified.sri}\n` +
+        `     got:    ${got.sri}` +
+        (keptAt ? `\nthe failed output was kept at '${keptAt}'` : ''),
+    );
+  }
+}
+
+export class BuildFailedError extends Error {
+  constructor(readonly recipePath: string, cause: Error, readonly keptAt?: string) {
+    super(`${cause.message}` + (keptAt ? `\nthe failed build directory was kept at '${keptAt}'` : ''), { cause });
+  }
+}

@@ -1,0 +1,5 @@
+export { FETCHER_IMPURE_ENV_VARS, PROXY_IMPURE_ENV_VARS, declaredHash, makeRecipe, outputPath, recipeFileName, serializeRecipe } from './recipe.js';
+export type { Json, OutputHash, Recipe } from './recipe.js';
+export { builderEnv, realise } from './realise.js';
+export type { BuildContext, Builder, RealiseOptions, RealiseResult, Substituter } from './realise.js';
+export { BuildFailedError, HashMismatchError } from './errors.js';

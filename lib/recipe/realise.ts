@@ -1,0 +1,147 @@
+import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Hash, hashFile } from '../hash/index.js';
+import { hashPath } from '../nar/index.js';
+import { contentAddress, type LocalStore, type PathInfo } from '../store/index.js';
+import { BuildFailedError, HashMismatchError } from './errors.js';
+import { declaredHash, outputPath, recipeFileName, serializeRecipe, type Recipe } from './recipe.js';
+
+/** What a builder gets: its recipe, a path to create, a private directory, a clean environment. */
+export interface BuildContext {
+  recipe: Recipe;
+  /** Where the builder must create its output (file or directory); does not exist yet. */
+  out: string;
+  /** A private scratch directory, removed afterwards. */
+  tmp: string;
+  /** Only the recipe's env plus its impureEnvVars taken from the caller. */
+  env: NodeJS.ProcessEnv;
+  store: LocalStore;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export type Builder = (ctx: BuildContext) => Promise<void>;
+
+/**
+ * Something that may already have the output elsewhere (hashed mirrors, binary caches). It
+ * writes the output to `out` and returns true, or returns false to let the next one try.
+ * Substituted content is checked against the declared hash exactly like a build.
+ */
+export interface Substituter {
+  readonly name: string;
+  substitute(storePath: string, recipe: Recipe, out: string, ctx: { env: NodeJS.ProcessEnv; log: (line: string) => void }): Promise<boolean>;
+}
+
+export interface RealiseOptions {
+  builders: Readonly<Record<string, Builder>>;
+  substituters?: readonly Substituter[];
+  /** The caller's environment, from which impureEnvVars are taken (default process.env). */
+  callerEnv?: NodeJS.ProcessEnv;
+  keepFailed?: boolean;
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface RealiseResult {
+  path: string;
+  info: PathInfo;
+  /** How the path came to be valid. */
+  source: 'store' | 'substituted' | 'built';
+  recipePath?: string;
+}
+
+export function builderEnv(recipe: Recipe, callerEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...recipe.env };
+  for (const name of recipe.impureEnvVars) {
+    const v = callerEnv[name];
+    if (v !== undefined) env[name] = v;
+  }
+  return env;
+}
+
+/** The hash of `out` in the recipe's declared mode and algorithm. */
+async function hashOutput(recipe: Recipe, out: string): Promise<Hash> {
+  const oh = recipe.outputHash!;
+  if (oh.mode === 'flat') {
+    const st = statSync(out, { throwIfNoEntry: false });
+    if (!st?.isFile()) throw new Error(`builder of '${recipe.name}' did not produce a regular file, as a flat output must be`);
+    return hashFile(out, oh.algo);
+  }
+  return (await hashPath(out, oh.algo)).hash;
+}
+
+/**
+ * Makes the recipe's output valid in the store: look → substitute → build → verify → register.
+ * The output path is known up front, so a valid path returns at once without any I/O beyond
+ * the store lookup. Concurrent realisations of one recipe do the work once (per-path lock).
+ */
+export async function realise(store: LocalStore, recipe: Recipe, opts: RealiseOptions): Promise<RealiseResult> {
+  const path = outputPath(recipe, store.storeDir);
+  const log = opts.log ?? (() => undefined);
+  const valid = store.pathInfo(path);
+  if (valid) return { path, info: valid, source: 'store' };
+
+  const lock = await store.lockPath(path, () => log(`waiting for another process realising ${path}`));
+  try {
+    const again = store.pathInfo(path);
+    if (again) return { path, info: again, source: 'store' };
+    const recipePath = await store.addText(recipeFileName(recipe), serializeRecipe(recipe));
+    const env = builderEnv(recipe, opts.callerEnv ?? process.env);
+
+    for (const sub of opts.substituters ?? []) {
+      const tmp = store.makeTempDir('subst');
+      const out = join(tmp, 'out');
+      try {
+        if (!(await sub.substitute(path, recipe, out, { env, log }))) continue;
+        const info = await verifyAndRegister(store, recipe, path, recipePath, out, false);
+        log(`substituted ${path} from ${sub.name}`);
+        return { path, info, source: 'substituted', recipePath };
+      } catch (e) {
+        log(`substituter ${sub.name} failed for ${path}: ${(e as Error).message.split('\n')[0]}`);
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    }
+
+    const builder = opts.builders[recipe.builder];
+    if (!builder) throw new Error(`no builder '${recipe.builder}' for '${recipe.name}'`);
+    const tmp = store.makeTempDir('build');
+    const out = join(tmp, 'out');
+    const scratch = join(tmp, 'tmp');
+    let keep = false;
+    try {
+      mkdirSync(scratch, { mode: 0o700 });
+      const ctx: BuildContext = { recipe, out, tmp: scratch, env, store, log };
+      if (opts.signal) ctx.signal = opts.signal;
+      try {
+        await builder(ctx);
+      } catch (e) {
+        keep = opts.keepFailed ?? false;
+        throw new BuildFailedError(recipePath, e as Error, keep ? tmp : undefined);
+      }
+      try {
+        const info = await verifyAndRegister(store, recipe, path, recipePath, out, opts.keepFailed ?? false, tmp);
+        return { path, info, source: 'built', recipePath };
+      } catch (e) {
+        if (e instanceof HashMismatchError && e.keptAt) keep = true;
+        throw e;
+      }
+    } finally {
+      if (!keep) rmSync(tmp, { recursive: true, force: true });
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+async function verifyAndRegister(
+  store: LocalStore, recipe: Recipe, path: string, recipePath: string, out: string, keepFailed: boolean, keepDir?: string,
+): Promise<PathInfo> {
+  const want = declaredHash(recipe);
+  if (want) {
+    const got = await hashOutput(recipe, out);
+    if (!got.equals(want)) throw new HashMismatchError(recipePath, want, got, keepFailed ? keepDir : undefined);
+    return store.register(path, out, { ca: contentAddress(recipe.outputHash!.mode, want), deriver: recipePath });
+  }
+  return store.register(path, out, { deriver: recipePath });
+}

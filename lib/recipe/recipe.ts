@@ -1,0 +1,76 @@
+import stringify from 'json-stable-stringify';
+import { Hash, parseHash, type HashAlgo } from '../hash/index.js';
+import { checkStoreName, makeFixedOutputPath, makeStorePath, type ContentMethod } from '../store/index.js';
+
+/** JSON values a recipe may hold in its arguments. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+export interface OutputHash {
+  algo: HashAlgo;
+  mode: ContentMethod;
+  /** SRI form. */
+  hash: string;
+}
+
+/**
+ * A derivation in all but syntax: what to run (a builtin builder), with which arguments and
+ * environment, and — for fixed outputs — the hash the result must have.
+ */
+export interface Recipe {
+  name: string;
+  builder: string;
+  args: { [key: string]: Json };
+  env: { [key: string]: string };
+  /** Variables taken from the caller's environment at build time (proxies, curl flags). */
+  impureEnvVars: string[];
+  outputHash?: OutputHash;
+  preferLocalBuild: boolean;
+}
+
+/** nixpkgs lib.fetchers.proxyImpureEnvVars, plus what pull.nix added. */
+export const PROXY_IMPURE_ENV_VARS = [
+  'http_proxy', 'https_proxy', 'ftp_proxy', 'all_proxy', 'no_proxy',
+  'HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'ALL_PROXY', 'NO_PROXY',
+  'NIX_SSL_CERT_FILE', 'SSL_CERT_FILE',
+];
+export const FETCHER_IMPURE_ENV_VARS = [...PROXY_IMPURE_ENV_VARS, 'NIX_CURL_FLAGS', 'NIX_CONNECT_TIMEOUT', 'NIX_HASHED_MIRRORS'];
+
+export function makeRecipe(r: Partial<Recipe> & Pick<Recipe, 'name' | 'builder'>): Recipe {
+  checkStoreName(r.name);
+  const recipe: Recipe = {
+    name: r.name,
+    builder: r.builder,
+    args: r.args ?? {},
+    env: r.env ?? {},
+    impureEnvVars: r.impureEnvVars ?? [],
+    preferLocalBuild: r.preferLocalBuild ?? false,
+  };
+  if (r.outputHash) {
+    const h = parseHash(r.outputHash.hash, r.outputHash.algo);
+    recipe.outputHash = { algo: h.algo, mode: r.outputHash.mode, hash: h.sri };
+  }
+  return recipe;
+}
+
+/** The canonical serialisation: sorted keys, no whitespace. This text is what gets stored. */
+export function serializeRecipe(recipe: Recipe): string {
+  return stringify(recipe) ?? '{}';
+}
+
+export function recipeFileName(recipe: Recipe): string {
+  return `${recipe.name}.recipe.json`;
+}
+
+export function declaredHash(recipe: Recipe): Hash | undefined {
+  return recipe.outputHash ? parseHash(recipe.outputHash.hash) : undefined;
+}
+
+/**
+ * The output path, known before any work: from name + declared hash for fixed outputs, from
+ * the recipe's own hash otherwise (input-addressed).
+ */
+export function outputPath(recipe: Recipe, storeDir?: string): string {
+  const h = declaredHash(recipe);
+  if (h) return makeFixedOutputPath(recipe.outputHash!.mode, h, recipe.name, storeDir ? { storeDir } : {});
+  return makeStorePath('output:out', Hash.of('sha256', serializeRecipe(recipe)), recipe.name, storeDir);
+}
