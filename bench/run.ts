@@ -1,0 +1,20 @@
+// `npm run bench`: every comparison against its real peer, measured in this same run.
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { printTable, type Comparison } from './measure.js';
+import { benchNar } from './nar.js';
+
+const suites: Record<string, (work: string) => Promise<Comparison[]>> = {
+  nar: benchNar,
+};
+
+const wanted = process.argv.slice(2);
+const work = process.env.BENCH_DIR ?? join(tmpdir(), 'fetch-image-bench');
+const rows: Comparison[] = [];
+for (const [name, suite] of Object.entries(suites)) {
+  if (wanted.length && !wanted.includes(name)) continue;
+  console.log(`== ${name}`);
+  rows.push(...(await suite(join(work, name))));
+}
+console.log('');
+printTable(rows);
