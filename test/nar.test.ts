@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, symlinkSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hash } from '../lib/hash/index.js';
-import { dumpPath, encodeStr, hashPath, listNar, restoreNar } from '../lib/nar/index.js';
+import { dumpPath, encodeStr, hashFlatAndNar, hashPath, listNar, restoreNar } from '../lib/nar/index.js';
 import { rejects } from './helpers/assert.js';
 import { havePeer } from './helpers/peers.js';
 import { run, runOk } from './helpers/run.js';
@@ -200,6 +200,24 @@ test('a NAR cannot write outside the restore directory, even through its own sym
     await rejects(() => restoreNar(once(evil), join(t.path, 'out')), /duplicate/);
     assert.not.ok(existsSync('/tmp/pwned'));
     await rejects(() => restoreNar(once(nar(S('nix-archive-1'), fileNode('x'))), t.path), /EEXIST/);
+  } finally {
+    t.remove();
+  }
+});
+
+test('flat and NAR hash of a file in one read equal the separate computations', async () => {
+  const t = tempDir();
+  try {
+    for (const [size, mode] of [[0, 0o644], [5, 0o755], [8, 0o644], [3 * 1024 * 1024 + 1, 0o755]] as const) {
+      const f = join(t.path, `f${size}`);
+      writeFileSync(f, Buffer.alloc(size, 0x5a));
+      chmodSync(f, mode);
+      const both = await hashFlatAndNar(f);
+      const nar = await hashPath(f);
+      assert.ok(both.nar.hash.equals(nar.hash), `nar hash, size ${size}`);
+      assert.is(both.nar.size, nar.size);
+      assert.is(both.flat.base16, createHash('sha256').update(Buffer.alloc(size, 0x5a)).digest('hex'));
+    }
   } finally {
     t.remove();
   }

@@ -6,6 +6,6 @@ export { TruncatedError } from './source.js';
 export { restoreNar } from './restore.js';
 export { listNar } from './list.js';
 export type { NarEntry } from './list.js';
-export { hashPath, hashFlat } from './hash-path.js';
+export { RegularFileNarHasher, hashFlat, hashFlatAndNar, hashPath } from './hash-path.js';
 export type { PathHash } from './hash-path.js';
 export { encodeStr, invalidNameReason, showName } from './format.js';

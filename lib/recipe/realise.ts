@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Hash, hashFile } from '../hash/index.js';
-import { hashPath } from '../nar/index.js';
+import type { Hash } from '../hash/index.js';
+import { hashFlatAndNar, hashPath } from '../nar/index.js';
 import { contentAddress, type LocalStore, type PathInfo } from '../store/index.js';
 import { BuildFailedError, HashMismatchError } from './errors.js';
 import { declaredHash, outputPath, recipeFileName, serializeRecipe, type Recipe } from './recipe.js';
@@ -59,15 +59,24 @@ export function builderEnv(recipe: Recipe, callerEnv: NodeJS.ProcessEnv): NodeJS
   return env;
 }
 
-/** The hash of `out` in the recipe's declared mode and algorithm. */
-async function hashOutput(recipe: Recipe, out: string): Promise<Hash> {
+interface OutputHashes {
+  /** In the recipe's declared mode and algorithm. */
+  declared: Hash;
+  /** The sha256 NAR hash and size, when this pass could compute them too. */
+  nar?: { hash: Hash; size: number };
+}
+
+/** Hashes `out` as the recipe declares; flat files get their NAR hash from the same read. */
+async function hashOutput(recipe: Recipe, out: string): Promise<OutputHashes> {
   const oh = recipe.outputHash!;
   if (oh.mode === 'flat') {
     const st = statSync(out, { throwIfNoEntry: false });
     if (!st?.isFile()) throw new Error(`builder of '${recipe.name}' did not produce a regular file, as a flat output must be`);
-    return hashFile(out, oh.algo);
+    const { flat, nar } = await hashFlatAndNar(out, oh.algo);
+    return { declared: flat, nar };
   }
-  return (await hashPath(out, oh.algo)).hash;
+  const h = await hashPath(out, oh.algo);
+  return oh.algo === 'sha256' ? { declared: h.hash, nar: h } : { declared: h.hash };
 }
 
 /**
@@ -140,8 +149,9 @@ async function verifyAndRegister(
   const want = declaredHash(recipe);
   if (want) {
     const got = await hashOutput(recipe, out);
-    if (!got.equals(want)) throw new HashMismatchError(recipePath, want, got, keepFailed ? keepDir : undefined);
-    return store.register(path, out, { ca: contentAddress(recipe.outputHash!.mode, want), deriver: recipePath });
+    if (!got.declared.equals(want)) throw new HashMismatchError(recipePath, want, got.declared, keepFailed ? keepDir : undefined);
+    const known = got.nar ? { narHash: got.nar.hash, narSize: got.nar.size } : {};
+    return store.register(path, out, { ca: contentAddress(recipe.outputHash!.mode, want), deriver: recipePath, ...known });
   }
   return store.register(path, out, { deriver: recipePath });
 }

@@ -9,3 +9,4 @@ export type { PathInfo, RegisterOptions, StoreOptions, VerifyProblem } from './l
 export { acquireLock } from './lock.js';
 export type { Lock } from './lock.js';
 export { canonicalise, removeTree, writeFileAtomic, fsyncDir } from './fsutil.js';
+export { BlobCache } from './blob-cache.js';
