@@ -1,0 +1,17 @@
+/** lib/fetch: HTTP downloads over undici with curl's proxy, flag and retry behaviour. */
+export { CURL_FLAGS_TABLE, mergeCurlSettings, parseCurlFlags, parseCurlWords, splitShellWords } from './curl-flags.js';
+export type { CurlFlag, CurlSettings } from './curl-flags.js';
+export { closeDispatchers } from './dispatchers.js';
+export { downloadToFile, openDownload, parseContentRange } from './download.js';
+export type { DownloadResult, DownloadStream, OpenDownloadOptions } from './download.js';
+export { FetchError, redactText, redactUrl } from './errors.js';
+export type { FetchErrorKind } from './errors.js';
+export { downloadWithMirrors, hashedMirrorUrls, mirrorsFromEnv } from './mirrors.js';
+export type { MirrorDownloadResult, MirrorOptions } from './mirrors.js';
+export { DEFAULTS, resolveOptions } from './options.js';
+export type { FetchOptions } from './options.js';
+export { matchesNoProxy, noProxyFromEnv, parseProxyUrl, selectProxy } from './proxy-env.js';
+export type { ProxyChoice, ProxyKind, ProxyOverride } from './proxy-env.js';
+export { request } from './request.js';
+export type { HttpResponse, RequestInit } from './request.js';
+export { isRetryableStatus, parseRetryAfter, retryDelayMs } from './retry.js';
