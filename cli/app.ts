@@ -3,6 +3,7 @@ import { hideBin } from 'yargs/helpers';
 import { hashCommand } from './commands/hash.js';
 import { narCommand } from './commands/nar.js';
 import { storeCommand } from './commands/store.js';
+import { urlCommand } from './commands/url.js';
 import { EXIT, UserError } from './errors.js';
 
 /** The full command-line interface. */
@@ -16,6 +17,7 @@ export async function runApp(): Promise<void> {
     .command(hashCommand)
     .command(narCommand)
     .command(storeCommand)
+    .command(urlCommand)
     .demandCommand(1, 'give a command (see --help)')
     .strict()
     .recommendCommands()

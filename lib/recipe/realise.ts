@@ -1,9 +1,11 @@
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Hash } from '../hash/index.js';
+import type { ContentMethod } from '../store/index.js';
 import { hashFlatAndNar, hashPath } from '../nar/index.js';
 import { contentAddress, type LocalStore, type PathInfo } from '../store/index.js';
 import { BuildFailedError, HashMismatchError } from './errors.js';
+import { SILENT_PROGRESS, type ProgressSink } from './progress.js';
 import { declaredHash, outputPath, recipeFileName, serializeRecipe, type Recipe } from './recipe.js';
 
 /** What a builder gets: its recipe, a path to create, a private directory, a clean environment. */
@@ -17,6 +19,7 @@ export interface BuildContext {
   env: NodeJS.ProcessEnv;
   store: LocalStore;
   log: (line: string) => void;
+  progress: ProgressSink;
   signal?: AbortSignal;
 }
 
@@ -29,7 +32,14 @@ export type Builder = (ctx: BuildContext) => Promise<void>;
  */
 export interface Substituter {
   readonly name: string;
-  substitute(storePath: string, recipe: Recipe, out: string, ctx: { env: NodeJS.ProcessEnv; log: (line: string) => void }): Promise<boolean>;
+  substitute(storePath: string, recipe: Recipe, out: string, ctx: SubstituteContext): Promise<boolean>;
+}
+
+export interface SubstituteContext {
+  env: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+  progress: ProgressSink;
+  store: LocalStore;
 }
 
 export interface RealiseOptions {
@@ -39,6 +49,7 @@ export interface RealiseOptions {
   callerEnv?: NodeJS.ProcessEnv;
   keepFailed?: boolean;
   log?: (line: string) => void;
+  progress?: ProgressSink;
   signal?: AbortSignal;
 }
 
@@ -87,6 +98,7 @@ async function hashOutput(recipe: Recipe, out: string): Promise<OutputHashes> {
 export async function realise(store: LocalStore, recipe: Recipe, opts: RealiseOptions): Promise<RealiseResult> {
   const path = outputPath(recipe, store.storeDir);
   const log = opts.log ?? (() => undefined);
+  const progress = opts.progress ?? SILENT_PROGRESS;
   const valid = store.pathInfo(path);
   if (valid) return { path, info: valid, source: 'store' };
 
@@ -101,7 +113,7 @@ export async function realise(store: LocalStore, recipe: Recipe, opts: RealiseOp
       const tmp = store.makeTempDir('subst');
       const out = join(tmp, 'out');
       try {
-        if (!(await sub.substitute(path, recipe, out, { env, log }))) continue;
+        if (!(await sub.substitute(path, recipe, out, { env, log, progress, store }))) continue;
         const info = await verifyAndRegister(store, recipe, path, recipePath, out, false);
         log(`substituted ${path} from ${sub.name}`);
         return { path, info, source: 'substituted', recipePath };
@@ -112,34 +124,77 @@ export async function realise(store: LocalStore, recipe: Recipe, opts: RealiseOp
       }
     }
 
-    const builder = opts.builders[recipe.builder];
-    if (!builder) throw new Error(`no builder '${recipe.builder}' for '${recipe.name}'`);
-    const tmp = store.makeTempDir('build');
-    const out = join(tmp, 'out');
-    const scratch = join(tmp, 'tmp');
+    const built = await runBuilder(store, recipe, env, opts, recipePath);
     let keep = false;
     try {
-      mkdirSync(scratch, { mode: 0o700 });
-      const ctx: BuildContext = { recipe, out, tmp: scratch, env, store, log };
-      if (opts.signal) ctx.signal = opts.signal;
-      try {
-        await builder(ctx);
-      } catch (e) {
-        keep = opts.keepFailed ?? false;
-        throw new BuildFailedError(recipePath, e as Error, keep ? tmp : undefined);
-      }
-      try {
-        const info = await verifyAndRegister(store, recipe, path, recipePath, out, opts.keepFailed ?? false, tmp);
-        return { path, info, source: 'built', recipePath };
-      } catch (e) {
-        if (e instanceof HashMismatchError && e.keptAt) keep = true;
-        throw e;
-      }
+      const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, opts.keepFailed ?? false, built.dir);
+      return { path, info, source: 'built', recipePath };
+    } catch (e) {
+      keep = e instanceof HashMismatchError && e.keptAt !== undefined;
+      throw e;
     } finally {
-      if (!keep) rmSync(tmp, { recursive: true, force: true });
+      if (!keep) built.discard();
     }
   } finally {
     lock.release();
+  }
+}
+
+interface BuiltOutput {
+  /** The build's private directory; `out` is inside it. */
+  dir: string;
+  out: string;
+  discard(): void;
+}
+
+/** Runs the recipe's builder in a fresh private directory; on failure removes it unless kept. */
+async function runBuilder(store: LocalStore, recipe: Recipe, env: NodeJS.ProcessEnv, opts: RealiseOptions, recipePath: string): Promise<BuiltOutput> {
+  const builder = opts.builders[recipe.builder];
+  if (!builder) throw new Error(`no builder '${recipe.builder}' for '${recipe.name}'`);
+  const dir = store.makeTempDir('build');
+  const discard = () => rmSync(dir, { recursive: true, force: true });
+  const out = join(dir, 'out');
+  const scratch = join(dir, 'tmp');
+  mkdirSync(scratch, { mode: 0o700 });
+  const ctx: BuildContext = { recipe, out, tmp: scratch, env, store, log: opts.log ?? (() => undefined), progress: opts.progress ?? SILENT_PROGRESS };
+  if (opts.signal) ctx.signal = opts.signal;
+  try {
+    await builder(ctx);
+  } catch (e) {
+    const keep = opts.keepFailed ?? false;
+    if (!keep) discard();
+    throw new BuildFailedError(recipePath, e as Error, keep ? dir : undefined);
+  }
+  rmSync(scratch, { recursive: true, force: true });
+  return { dir, out, discard };
+}
+
+/**
+ * For a recipe whose hash is not known yet (`nix-prefetch-url`, `nix-prefetch-docker`): build
+ * it, hash the result in `mode`, and register it under the recipe completed with that hash.
+ * Returns the completed recipe, which pins the output from now on.
+ */
+export async function prefetch(
+  store: LocalStore, draft: Recipe, mode: ContentMethod, opts: RealiseOptions,
+): Promise<RealiseResult & { recipe: Recipe; hash: Hash }> {
+  const env = builderEnv(draft, opts.callerEnv ?? process.env);
+  const built = await runBuilder(store, draft, env, opts, `${draft.name} (prefetch)`);
+  try {
+    const hash = mode === 'flat' ? (await hashFlatAndNar(built.out)).flat : (await hashPath(built.out)).hash;
+    const recipe: Recipe = { ...draft, outputHash: { algo: 'sha256', mode, hash: hash.sri } };
+    const path = outputPath(recipe, store.storeDir);
+    const lock = await store.lockPath(path);
+    try {
+      const existing = store.pathInfo(path);
+      if (existing) return { path, info: existing, source: 'store', recipe, hash };
+      const recipePath = await store.addText(recipeFileName(recipe), serializeRecipe(recipe));
+      const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, false);
+      return { path, info, source: 'built', recipePath, recipe, hash };
+    } finally {
+      lock.release();
+    }
+  } finally {
+    built.discard();
   }
 }
 

@@ -1,0 +1,21 @@
+import type { Builder, Substituter } from '../recipe/index.js';
+import { FETCH_URL_BUILDER, fetchUrlBuilder } from './fetch-url.js';
+import { hashedMirrorSubstituter } from './hashed-mirrors.js';
+
+export { FETCH_URL_BUILDER, defaultUrlName, fetchUrlBuilder, fetchUrlRecipe, outputModeOf } from './fetch-url.js';
+export type { FetchUrlSpec } from './fetch-url.js';
+export { hashedMirrorSubstituter } from './hashed-mirrors.js';
+
+/** Every builtin builder, by the name recipes use. */
+export const BUILTIN_BUILDERS: Readonly<Record<string, Builder>> = {
+  [FETCH_URL_BUILDER]: fetchUrlBuilder,
+};
+
+export interface SubstituterConfig {
+  hashedMirrors?: readonly string[];
+}
+
+/** The substituters realise() asks, in order, before running a builder. */
+export function defaultSubstituters(cfg: SubstituterConfig = {}): Substituter[] {
+  return [hashedMirrorSubstituter(cfg.hashedMirrors ?? [])];
+}
