@@ -1,0 +1,14 @@
+export { BLOCK, TarWriter, encodeTarHeader, paxRecord, splitUstarPath, tarPadding } from './tar.js';
+export type { TarContent, TarEntryType, TarHeader } from './tar.js';
+export {
+  GoRawJson, goCompactJson, goJsonString, goMarshal, stableJson, topLevelRawJson,
+} from './canonical-json.js';
+export type { GoJsonValue } from './canonical-json.js';
+export {
+  ZstdDecompressStream, decompressLayer, layerFromFile, sniffCompression, uncompressLayerToFile,
+} from './layer.js';
+export type { ArchiveLayer, LayerCompression, UncompressedLayer } from './layer.js';
+export { archiveManifest, archiveRepositories, legacyLayers, writeDockerArchive } from './docker-archive.js';
+export type { DockerArchiveInput, LegacyLayer, RepoTag } from './docker-archive.js';
+export { OCI_LAYOUT_FILE, REF_NAME_ANNOTATION, ociIndexJson, writeOciLayout } from './oci-layout.js';
+export type { OciBlob, OciLayoutInput } from './oci-layout.js';
