@@ -38,6 +38,8 @@ export interface ImageSpec {
   extraConfig?: Record<string, unknown>;
   /** Write the config and manifest indented, as Docker's tools do; default compact. */
   pretty?: boolean;
+  /** Rewrites the serialised config text (e.g. to put in number or escape forms JSON.stringify never writes). */
+  editConfig?: (json: string) => string;
 }
 
 export interface BuiltLayer {
@@ -122,7 +124,7 @@ async function stageImage(spec: ImageSpec, work: string, n: number): Promise<Sta
     });
     blobs.push({ digest, size, data: () => createReadStream(blobPath) });
   }
-  const config = toJson({
+  const configJson = toJson({
     created: CREATED,
     architecture: platform.architecture,
     ...(platform.variant ? { variant: platform.variant } : {}),
@@ -132,6 +134,7 @@ async function stageImage(spec: ImageSpec, work: string, n: number): Promise<Sta
     history: layers.map((_, i) => ({ created: CREATED, created_by: `fixture layer ${i}` })),
     ...spec.extraConfig,
   }, spec.pretty);
+  const config = spec.editConfig ? Buffer.from(spec.editConfig(configJson.toString())) : configJson;
   const configDigest = sha256(config);
   blobs.push({ digest: configDigest, size: config.length, data: config });
   const manifest = toJson({
