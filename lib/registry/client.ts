@@ -1,0 +1,465 @@
+/**
+ * The v2 / OCI distribution client for one repository: ping and authenticate, fetch and verify
+ * manifests, pick a platform from an index, and hand out blobs as verified streams or files.
+ * All HTTP goes through lib/fetch (redirects without credentials, retries, Range resume).
+ *
+ * HTTP or HTTPS, the rule skopeo follows: always try https first; only when TLS verification is
+ * off (`tlsVerify: false`, skopeo --tls-verify=false) and the https ping fails is plain http
+ * tried. So a plain-http registry on localhost needs `tlsVerify: false`, as with skopeo.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { FetchError, openDownload, request, type DownloadStream, type FetchOptions, type HttpResponse } from '../fetch/index.js';
+import { isHashAlgo } from '../hash/index.js';
+import { Authenticator, readCapped } from './auth.js';
+import { findCredentials, type CredentialOptions, type Credentials } from './credentials.js';
+import { RegistryError, describeErrorBody, readSmall } from './errors.js';
+import {
+  MANIFEST_ACCEPT, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, MEDIA_TYPES, Schema1Error, isImageManifestMediaType, isIndexMediaType,
+  parseManifest, verifyBytes, type Descriptor, type ImageIndex, type ImageManifest, type Manifest,
+} from './manifest.js';
+import { availablePlatforms, formatPlatform, normalizePlatform, selectPlatform, wantedPlatform, type Platform, type PlatformWanted } from './platform.js';
+import { parseReference, validateDigest, type ImageReference } from './reference.js';
+
+export interface RegistryClientOptions extends CredentialOptions {
+  /** false = skopeo --tls-verify=false: accept any certificate and allow the plain-http fallback. */
+  tlsVerify?: boolean;
+  /** PEM bundle to trust for the registry (and token server) instead of the system roots. */
+  caFile?: string;
+  /** Download settings (env, curlOpts, retries, timeouts, signal, …) passed to lib/fetch. */
+  fetch?: FetchOptions;
+  /** Credentials already found by the caller; skips the lookup (undefined = look them up, null = anonymous). */
+  credentials?: Credentials | null;
+  /** Clock for token expiry (tests). */
+  now?: () => number;
+}
+
+/** A manifest as fetched: the exact bytes, their digest and what they parse to. */
+export interface FetchedManifest {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+  manifest: Manifest;
+}
+
+export interface ResolvedImage {
+  reference: ImageReference;
+  /** The index / manifest list the reference named, when it named one (top level). */
+  indexDigest?: string;
+  indexMediaType?: string;
+  indexBytes?: Buffer;
+  /** The platform's image manifest: what a pin should name (nixpkgs #283098). */
+  manifestDigest: string;
+  manifestMediaType: string;
+  manifestBytes: Buffer;
+  manifest: ImageManifest;
+  configDigest: string;
+  configBytes: Buffer;
+  config: Record<string, unknown>;
+  layers: Descriptor[];
+  /** The image's platform (from the index entry, else from its config), normalised. */
+  platform: Platform;
+}
+
+/** What identifies a blob: its digest, and its size and alternative URLs when known. */
+export interface BlobDescriptor {
+  digest: string;
+  size?: number | undefined;
+  /** Foreign-layer URLs; tried (without credentials) before the registry, as containers/image does. */
+  urls?: readonly string[] | undefined;
+}
+
+export interface BlobOptions {
+  onProgress?: (received: number, total: number | undefined) => void;
+}
+
+/** Index nesting we follow before calling it a loop. */
+const MAX_INDEX_DEPTH = 4;
+
+function isAlgo(s: string): s is 'sha256' | 'sha512' {
+  return isHashAlgo(s) && (s === 'sha256' || s === 'sha512');
+}
+
+function looksLikeTlsProblem(msg: string): boolean {
+  return /certificate|self[- ]signed|SSL|TLS|EPROTO|wrong version number|packet length/i.test(msg);
+}
+
+export class RegistryClient {
+  readonly ref: ImageReference;
+  private readonly fetchOpts: FetchOptions;
+  private readonly auth: Authenticator;
+  private base: Promise<string> | undefined;
+  private readonly scope: string;
+  private readonly insecure: boolean;
+
+  constructor(ref: ImageReference | string, opts: RegistryClientOptions = {}) {
+    this.ref = typeof ref === 'string' ? parseReference(ref) : ref;
+    this.insecure = opts.tlsVerify === false || opts.fetch?.insecure === true;
+    const env = opts.env ?? opts.fetch?.env;
+    this.fetchOpts = {
+      ...opts.fetch,
+      ...(env ? { env } : {}),
+      insecure: this.insecure,
+      ...(opts.caFile !== undefined ? { caFile: opts.caFile } : {}),
+    };
+    this.scope = `repository:${this.ref.path}:pull`;
+    const given = opts.credentials;
+    this.auth = new Authenticator({
+      registry: this.ref.domain,
+      credentials: given === null ? async () => undefined : given !== undefined ? async () => given : () => findCredentials(this.ref, opts),
+      fetch: this.fetchOpts,
+      ...(opts.now ? { now: opts.now } : {}),
+    });
+  }
+
+  /** `https://host` or `http://host` once the registry answered a ping. */
+  endpoint(): Promise<string> {
+    this.base ??= this.ping();
+    this.base.catch(() => {
+      // A failed ping is not cached: the next call tries again.
+      this.base = undefined;
+    });
+    return this.base;
+  }
+
+  private async ping(): Promise<string> {
+    const host = this.ref.apiHost;
+    try {
+      return await this.pingAt(`https://${host}`);
+    } catch (err) {
+      if (!this.insecure || (err instanceof RegistryError && err.code !== 'HTTP')) throw this.pingError(err);
+      try {
+        return await this.pingAt(`http://${host}`);
+      } catch (err2) {
+        throw this.pingError(err, err2);
+      }
+    }
+  }
+
+  private pingError(httpsErr: unknown, httpErr?: unknown): Error {
+    if (httpsErr instanceof RegistryError && httpErr === undefined) return httpsErr;
+    const a = httpsErr instanceof Error ? httpsErr.message : String(httpsErr);
+    let msg = `cannot reach registry ${this.ref.domain}: ${a}`;
+    if (httpErr !== undefined) msg += `; over plain http: ${httpErr instanceof Error ? httpErr.message : String(httpErr)}`;
+    else if (looksLikeTlsProblem(a)) msg += ' (for a plain-http or self-signed registry use tls-verify=false, or give its CA)';
+    return new RegistryError(msg, 'HTTP', { cause: httpsErr });
+  }
+
+  private async pingAt(base: string): Promise<string> {
+    const res = await request(`${base}/v2/`, {}, this.fetchOpts);
+    const body = await readSmall(res.body);
+    if (res.status === 200) return base;
+    if (res.status === 401) {
+      const challenge = res.headers['www-authenticate'];
+      if (challenge === undefined) throw new RegistryError(`registry ${this.ref.domain}: GET ${base}/v2/ answered 401 without a WWW-Authenticate challenge`, 'UNAUTHORIZED', { status: 401 });
+      this.auth.setChallenges(challenge);
+      return base;
+    }
+    const said = describeErrorBody(body).text;
+    const code = res.status === 404 ? 'NOT_A_REGISTRY' : 'HTTP';
+    throw new RegistryError(`registry ${this.ref.domain}: GET ${base}/v2/ answered HTTP ${res.status}${res.status === 404 ? ' (not a registry v2 API)' : ''}${said ? `: ${said}` : ''}`, code, { status: res.status });
+  }
+
+  /** GET with the registry's authentication, renewing it once after a 401. */
+  private async authedGet(url: string, headers: Record<string, string>): Promise<{ res: HttpResponse; sent: string | undefined }> {
+    for (let attempt = 0; ; attempt++) {
+      const sent = await this.auth.authorize(this.scope);
+      const res = await request(url, { headers: { ...headers, ...(sent ? { Authorization: sent } : {}) } }, this.fetchOpts);
+      if (res.status === 401 && attempt === 0 && await this.auth.unauthorized(this.scope, res.headers['www-authenticate'], sent)) {
+        await readSmall(res.body);
+        continue;
+      }
+      return { res, sent };
+    }
+  }
+
+  /** The one-line error for an unexpected answer (the body is read for its message). */
+  private async statusError(what: string, res: HttpResponse, sent: string | undefined): Promise<RegistryError> {
+    const { text } = describeErrorBody(await readSmall(res.body));
+    const said = text ? `: ${text}` : '';
+    const status = res.status;
+    if (status === 401) {
+      const source = sent ? await this.auth.credentialSource() : undefined;
+      const why = sent && source ? `the registry refused the credentials from ${source}` : sent ? 'the registry refused the token it issued' : 'authentication required; no credentials found (use --creds, docker login or an auth.json)';
+      return new RegistryError(`${what}: HTTP 401 Unauthorized: ${why}${said}`, 'UNAUTHORIZED', { status });
+    }
+    if (status === 403) return new RegistryError(`${what}: HTTP 403 Forbidden: access denied${said}`, 'DENIED', { status });
+    if (status === 404) return new RegistryError(`${what}: not found (HTTP 404${said})`, 'NOT_FOUND', { status });
+    const limit = status === 429 ? ' (rate limited; retries exhausted)' : '';
+    return new RegistryError(`${what}: HTTP ${status} ${res.statusText}${limit}${said}`, 'HTTP', { status });
+  }
+
+  private wrapFetch(what: string, err: unknown): Error {
+    if (err instanceof RegistryError) return err;
+    if (err instanceof FetchError) return new RegistryError(`${what}: ${err.message}`, err.status === 404 ? 'NOT_FOUND' : 'HTTP', { ...(err.status !== undefined ? { status: err.status } : {}), cause: err });
+    return err instanceof Error ? err : new Error(String(err));
+  }
+
+  private describe(reference: string): string {
+    // A tag never contains ':', a digest always does.
+    return reference.includes(':') ? `${this.ref.name}@${reference}` : `${this.ref.name}:${reference}`;
+  }
+
+  /**
+   * Fetches a manifest by tag or digest. By digest, the bytes must hash to it; `expect` adds
+   * the size (and media type hint) a parent descriptor gave. Refuses bodies over 4 MiB.
+   */
+  async getManifest(reference: string, expect: { size?: number; mediaType?: string } = {}): Promise<FetchedManifest> {
+    const byDigest = reference.includes(':');
+    if (byDigest) validateDigest(reference, `${this.ref.name}@${reference}`);
+    const what = `manifest ${this.describe(reference)}`;
+    try {
+      const base = await this.endpoint();
+      const { res, sent } = await this.authedGet(`${base}/v2/${this.ref.path}/manifests/${reference}`, { Accept: MANIFEST_ACCEPT });
+      if (res.status !== 200) throw await this.statusError(what, res, sent);
+      const announced = res.headers['content-length'];
+      if (announced !== undefined && Number(announced) > MAX_MANIFEST_BYTES) {
+        res.body.destroy();
+        throw new RegistryError(`${what}: ${announced} bytes is larger than the ${MAX_MANIFEST_BYTES}-byte limit for manifests`, 'TOO_LARGE');
+      }
+      const bytes = await readCapped(res.body, MAX_MANIFEST_BYTES, what).catch((err: unknown) => {
+        if (err instanceof RegistryError) throw new RegistryError(`${what}: larger than the ${MAX_MANIFEST_BYTES}-byte limit for manifests`, 'TOO_LARGE');
+        throw err;
+      });
+      let digest: string;
+      try {
+        digest = verifyBytes(bytes, { digest: byDigest ? reference : undefined, size: expect.size }, what);
+      } catch (err) {
+        throw new RegistryError((err as Error).message, /size mismatch/.test((err as Error).message) ? 'SIZE_MISMATCH' : 'DIGEST_MISMATCH');
+      }
+      let manifest: Manifest;
+      try {
+        manifest = parseManifest(bytes, what, { descriptorType: expect.mediaType, contentType: res.headers['content-type'] });
+      } catch (err) {
+        throw new RegistryError((err as Error).message, err instanceof Schema1Error ? 'UNSUPPORTED' : 'BAD_MANIFEST');
+      }
+      return { digest, mediaType: manifest.mediaType, bytes, manifest };
+    } catch (err) {
+      throw this.wrapFetch(what, err);
+    }
+  }
+
+  /**
+   * Resolves the reference to one image for a platform (default linux + host architecture):
+   * through any index, verified at every step, with the config fetched and verified.
+   */
+  async resolve(want: PlatformWanted = {}): Promise<ResolvedImage> {
+    const platform = wantedPlatform(want);
+    const top = await this.getManifest(this.ref.manifestRef);
+    let image: FetchedManifest = top;
+    let entryPlatform: Platform | undefined;
+    if (top.manifest.kind === 'index') {
+      const found = await this.chooseFromIndex(top as FetchedManifest & { manifest: ImageIndex }, platform, 1);
+      if (!found) {
+        const avail = availablePlatforms(top.manifest.manifests);
+        throw new RegistryError(
+          `${this.describe(this.ref.manifestRef)}: no image for platform ${formatPlatform(platform)} in ${top.digest}; available: ${avail.length ? avail.join(', ') : 'none'}`,
+          'NO_PLATFORM',
+        );
+      }
+      image = found.image;
+      entryPlatform = found.platform;
+    }
+    const manifest = image.manifest as ImageManifest;
+    const { bytes: configBytes, config } = await this.getConfig(manifest.config);
+    const fromConfig = typeof config.os === 'string' && typeof config.architecture === 'string'
+      ? normalizePlatform({ os: config.os, architecture: config.architecture, variant: typeof config.variant === 'string' ? config.variant : '' })
+      : undefined;
+    return {
+      reference: this.ref,
+      ...(top.manifest.kind === 'index' ? { indexDigest: top.digest, indexMediaType: top.mediaType, indexBytes: top.bytes } : {}),
+      manifestDigest: image.digest,
+      manifestMediaType: image.mediaType,
+      manifestBytes: image.bytes,
+      manifest,
+      configDigest: manifest.config.digest,
+      configBytes,
+      config,
+      layers: manifest.layers,
+      platform: entryPlatform ?? fromConfig ?? { os: '', architecture: '', variant: '' },
+    };
+  }
+
+  /**
+   * The image manifest for `platform` under an index: a matching entry (first in preference
+   * order, skipping attestations and unknown media types), descending into nested indexes.
+   */
+  private async chooseFromIndex(index: FetchedManifest & { manifest: ImageIndex }, platform: Platform, depth: number): Promise<{ image: FetchedManifest; platform: Platform | undefined } | undefined> {
+    if (depth > MAX_INDEX_DEPTH) throw new RegistryError(`index ${index.digest} of ${this.ref.name}: indexes nested more than ${MAX_INDEX_DEPTH} deep`, 'BAD_MANIFEST');
+    const entries = index.manifest.manifests;
+    const usable = (e: Descriptor): boolean => isImageManifestMediaType(e.mediaType) || isIndexMediaType(e.mediaType);
+    const visit = async (e: Descriptor): Promise<{ image: FetchedManifest; platform: Platform | undefined } | undefined> => {
+      const child = await this.getManifest(e.digest, { size: e.size, mediaType: e.mediaType });
+      const p = e.platform ? normalizePlatform(e.platform) : undefined;
+      if (child.manifest.kind === 'manifest') return { image: child, platform: p };
+      const inner = await this.chooseFromIndex(child as FetchedManifest & { manifest: ImageIndex }, platform, depth + 1);
+      return inner && { image: inner.image, platform: inner.platform ?? p };
+    };
+    const match = selectPlatform(entries, platform, usable);
+    if (match) return visit(match);
+    // Nested indexes without a platform of their own may still hold one.
+    for (const e of entries) {
+      if (isIndexMediaType(e.mediaType) && !e.platform) {
+        const found = await visit(e);
+        if (found) return found;
+      }
+    }
+    return undefined;
+  }
+
+  /** Fetches and verifies an image config (capped at 4 MiB); it must be a JSON object. */
+  async getConfig(desc: Descriptor): Promise<{ bytes: Buffer; config: Record<string, unknown> }> {
+    const what = `config ${desc.digest} of ${this.ref.name}`;
+    if (desc.mediaType !== MEDIA_TYPES.ociConfig && desc.mediaType !== MEDIA_TYPES.dockerConfig) {
+      throw new RegistryError(`${what}: not a container image (config media type '${desc.mediaType}')`, 'UNSUPPORTED');
+    }
+    if (desc.size > MAX_CONFIG_BYTES) throw new RegistryError(`${what}: ${desc.size} bytes is larger than the ${MAX_CONFIG_BYTES}-byte limit for configs`, 'TOO_LARGE');
+    let bytes: Buffer;
+    try {
+      const base = await this.endpoint();
+      const { res, sent } = await this.authedGet(`${base}/v2/${this.ref.path}/blobs/${desc.digest}`, {});
+      if (res.status !== 200) throw await this.statusError(what, res, sent);
+      bytes = await readCapped(res.body, desc.size, what).catch((err: unknown) => {
+        if (err instanceof RegistryError) throw new RegistryError(`${what}: size mismatch: more than the expected ${desc.size} bytes`, 'SIZE_MISMATCH');
+        throw err;
+      });
+    } catch (err) {
+      throw this.wrapFetch(what, err);
+    }
+    try {
+      verifyBytes(bytes, { digest: desc.digest, size: desc.size }, what);
+    } catch (err) {
+      throw new RegistryError((err as Error).message, /size mismatch/.test((err as Error).message) ? 'SIZE_MISMATCH' : 'DIGEST_MISMATCH');
+    }
+    let config: unknown;
+    try {
+      config = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      throw new RegistryError(`${what}: not valid JSON`, 'BAD_MANIFEST');
+    }
+    if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new RegistryError(`${what}: not a JSON object`, 'BAD_MANIFEST');
+    return { bytes, config: config as Record<string, unknown> };
+  }
+
+  private blobAlgo(desc: BlobDescriptor): 'sha256' | 'sha512' {
+    validateDigest(desc.digest, `blob ${desc.digest}`);
+    const algo = desc.digest.slice(0, desc.digest.indexOf(':'));
+    if (!isAlgo(algo)) throw new RegistryError(`blob ${desc.digest}: unsupported digest algorithm`, 'UNSUPPORTED');
+    return algo;
+  }
+
+  /** Opens the download: foreign URLs first (no credentials), then the registry with auth. */
+  private async openBlobDownload(desc: BlobDescriptor, what: string, restart: (() => Promise<void>) | undefined, opts: BlobOptions): Promise<DownloadStream> {
+    const algo = this.blobAlgo(desc);
+    const common = { ...this.fetchOpts, algo, ...(restart ? { onRestart: restart } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) };
+    for (const u of desc.urls ?? []) {
+      try {
+        return await openDownload(u, common);
+      } catch {
+        // containers/image falls back to the registry when every foreign URL fails.
+      }
+    }
+    const base = await this.endpoint().catch((err: unknown) => {
+      throw this.wrapFetch(what, err);
+    });
+    const url = `${base}/v2/${this.ref.path}/blobs/${desc.digest}`;
+    for (let attempt = 0; ; attempt++) {
+      const sent = await this.auth.authorize(this.scope);
+      try {
+        return await openDownload(url, { ...common, headers: { ...this.fetchOpts.headers, ...(sent ? { Authorization: sent } : {}) } });
+      } catch (err) {
+        if (err instanceof FetchError && err.status === 401 && attempt === 0 && await this.auth.unauthorized(this.scope, undefined, sent)) continue;
+        if (err instanceof FetchError && err.status === 404) throw new RegistryError(`${what}: not found (HTTP 404)`, 'NOT_FOUND', { status: 404, cause: err });
+        throw this.wrapFetch(what, err);
+      }
+    }
+  }
+
+  /**
+   * Yields the blob's bytes, checking the size as they arrive (an oversized body is cut off at
+   * once) and the digest at the end: the last step throws if anything is wrong, so a consumer
+   * must not use the bytes before the iteration completed.
+   */
+  private async *verified(dl: DownloadStream, desc: BlobDescriptor, what: string, counter: { n: number }): AsyncGenerator<Buffer, void, undefined> {
+    const size = desc.size;
+    if (size !== undefined && dl.total !== undefined && dl.total !== size && dl.resumes === 0) {
+      dl.cancel();
+      throw new RegistryError(`${what}: size mismatch: the server announces ${dl.total} bytes, expected ${size}`, 'SIZE_MISMATCH');
+    }
+    try {
+      for await (const c of dl) {
+        counter.n += c.length;
+        if (size !== undefined && counter.n > size) throw new RegistryError(`${what}: size mismatch: more than the expected ${size} bytes`, 'SIZE_MISMATCH');
+        yield c;
+      }
+    } catch (err) {
+      throw this.wrapFetch(what, err);
+    }
+    if (size !== undefined && counter.n !== size) throw new RegistryError(`${what}: size mismatch: expected ${size} bytes, got ${counter.n}`, 'SIZE_MISMATCH');
+    const algo = this.blobAlgo(desc);
+    const got = `${algo}:${dl.digest().base16}`;
+    if (got !== desc.digest) throw new RegistryError(`${what}: digest mismatch: expected ${desc.digest}, got ${got}`, 'DIGEST_MISMATCH');
+  }
+
+  /**
+   * A stream of the blob's bytes that errors (instead of ending) if the size or digest is wrong.
+   * Write it somewhere temporary and use it only after 'end'.
+   */
+  async openBlob(desc: BlobDescriptor, opts: BlobOptions = {}): Promise<Readable> {
+    const what = `blob ${desc.digest} of ${this.ref.name}`;
+    const dl = await this.openBlobDownload(desc, what, undefined, opts);
+    return Readable.from(this.verified(dl, desc, what, { n: 0 }), { objectMode: false });
+  }
+
+  /**
+   * Downloads a blob into `destPath`, verified: the bytes go to a temporary sibling that is
+   * renamed into place only when size and digest match, and removed on any failure.
+   */
+  async fetchBlob(digest: string, size: number | undefined, destPath: string, opts: BlobOptions & { urls?: readonly string[] } = {}): Promise<{ digest: string; size: number }> {
+    const desc: BlobDescriptor = { digest, size, urls: opts.urls };
+    const what = `blob ${digest} of ${this.ref.name}`;
+    const tmp = `${destPath}.${process.pid}-${randomBytes(6).toString('hex')}.part`;
+    const fh = await open(tmp, 'wx', 0o644);
+    let closed = false;
+    try {
+      let pos = 0;
+      const counter = { n: 0 };
+      const restart = async (): Promise<void> => {
+        await fh.truncate(0);
+        pos = 0;
+        counter.n = 0;
+      };
+      for (let attempt = 0; ; attempt++) {
+        const dl = await this.openBlobDownload(desc, what, restart, opts);
+        try {
+          for await (const chunk of this.verified(dl, desc, what, counter)) {
+            for (let off = 0; off < chunk.length;) {
+              const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos);
+              off += bytesWritten;
+              pos += bytesWritten;
+            }
+          }
+          break;
+        } catch (err) {
+          // A token that expired during a long download: start again with a fresh one, once.
+          const cause = err instanceof RegistryError ? err.cause : undefined;
+          if (attempt === 0 && cause instanceof FetchError && cause.status === 401 && await this.auth.unauthorized(this.scope, undefined, 'expired')) {
+            await restart();
+            continue;
+          }
+          throw err;
+        }
+      }
+      await fh.sync();
+      await fh.close();
+      closed = true;
+      await rename(tmp, destPath);
+      return { digest, size: pos };
+    } catch (err) {
+      if (!closed) await fh.close().catch(() => undefined);
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+}
