@@ -1,10 +1,11 @@
 /**
- * The one HTTP exchange the v1 client needs: a GET that does NOT follow redirects, so the
- * session can decide per hop which credentials and cookies go where.
+ * The one HTTP exchange the v1 client needs: a GET, ideally without following redirects, so
+ * the session can decide per hop which credentials and cookies go where. A transport that does
+ * follow redirects (lib/fetch, see fetch-http.ts) must itself keep Authorization and Cookie on
+ * the first origin, and reports the URL that answered.
  *
- * The default is plain undici. Proxies, NIX_CURL_FLAGS, timeouts and custom CAs are lib/fetch's
- * job: an adapter over lib/fetch's request() (with redirects and retries turned off) plugs in
- * here through PullV1Options.http, and nothing else in this folder touches the network.
+ * pullV1 uses lib/fetch by default (proxies, NIX_CURL_FLAGS, timeouts, CAs); undiciHttp is the
+ * per-hop variant without those. Nothing else in this folder touches the network.
  */
 import type { Readable } from 'node:stream';
 import { request } from 'undici';
@@ -22,6 +23,8 @@ export interface V1HttpResponse {
   headers: Record<string, string | string[] | undefined>;
   /** Must be consumed or destroyed by the caller. */
   body: Readable;
+  /** Set when the transport followed redirects itself: the URL that answered. */
+  url?: URL;
 }
 
 export type V1Http = (req: V1HttpRequest) => Promise<V1HttpResponse>;

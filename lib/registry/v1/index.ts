@@ -5,6 +5,7 @@ export type { V1TarballOptions, V1TarballResult } from './tarball.js';
 export { V1RegistryError } from './session.js';
 export type { V1Credentials } from './session.js';
 export { undiciHttp } from './http.js';
+export { fetchHttp } from './fetch-http.js';
 export type { V1Http, V1HttpRequest, V1HttpResponse } from './http.js';
 export { checkV1ImageId, checkV1Name, checkV1Tag, isV1ImageId } from './names.js';
 // The byte forms a v1 pull writes (they live in lib/image; re-exported so v1 users and tests have one face).

@@ -13,7 +13,9 @@
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repositoriesFile } from '../../image/repositories-file.js';
-import { readSmallBody, discardBody, headerValue, showUrl, undiciHttp, type V1Http } from './http.js';
+import type { FetchOptions } from '../../fetch/index.js';
+import { fetchHttp } from './fetch-http.js';
+import { readSmallBody, discardBody, headerValue, showUrl, type V1Http } from './http.js';
 import { downloadLayer } from './layer.js';
 import { checkV1ImageId, checkV1Name, checkV1Tag } from './names.js';
 import { layerJson, parseAncestry, parseTagAnswer } from './protocol.js';
@@ -41,7 +43,9 @@ export interface PullV1Options {
   out: string;
   /** Basic credentials for the index. */
   credentials?: V1Credentials;
-  /** The HTTP exchange (default: undici direct); see http.ts. */
+  /** Transport options (proxies, curlOpts, env, timeouts) for the default transport. */
+  fetch?: FetchOptions;
+  /** The HTTP exchange; default fetchHttp(opts.fetch) over lib/fetch. See http.ts. */
   http?: V1Http;
   /** Retries of a request after network errors or 408/429/5xx (default 3, as pull.sh's curl). */
   retries?: number;
@@ -134,7 +138,7 @@ export async function pullV1(opts: PullV1Options): Promise<PullV1Result> {
   const index = indexBase(opts.indexUrl ?? DOCKER_HUB_V1_INDEX);
   const report = opts.onProgress ?? (() => undefined);
   const session = new V1Session({
-    http: opts.http ?? undiciHttp,
+    http: opts.http ?? fetchHttp(opts.fetch),
     indexUrl: index,
     credentials: opts.credentials,
     retries: opts.retries ?? 3,

@@ -116,8 +116,9 @@ export class V1Session {
       const cookie = this.cookieHeader(url.origin);
       if (cookie !== undefined) h.Cookie = cookie;
       const res = await this.opts.http({ url, headers: h, signal: this.opts.signal });
-      this.rememberCookies(url.origin, res);
-      if (!REDIRECTS.has(res.status)) return { res, url };
+      const at = res.url ?? url;
+      this.rememberCookies(at.origin, res);
+      if (!REDIRECTS.has(res.status)) return { res, url: at };
       discardBody(res.body);
       const location = headerValue(res, 'location');
       if (!location) throw new V1RegistryError(`${what}: ${showUrl(url)} answered ${res.status} without a Location`, 'protocol', res.status);
