@@ -102,6 +102,8 @@ function socksConnector(proxy: ProxyChoice, tls: { ca?: string; rejectUnauthoriz
         command: 'connect',
         destination: { host: destination, port },
         timeout: timeoutMs,
+      }).catch((err: unknown) => {
+        throw socksError(err);
       });
       opened = socket;
       if (!https) return socket;
@@ -127,4 +129,12 @@ function socksConnector(proxy: ProxyChoice, tls: { ca?: string; rejectUnauthoriz
       },
     );
   };
+}
+
+/** The socks library's errors have no code; give them one the retry logic knows. */
+function socksError(err: unknown): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code) return e;
+  return Object.assign(new Error(e.message), { code: 'ESOCKS' });
 }

@@ -226,6 +226,7 @@ class Download implements DownloadStream {
         await this.onRestart();
         this.received = 0;
         if (this.algo) this.hasher = createHash(this.algo);
+        this.res.onProgress?.(0, len);
       } else {
         const changed = (this.etag !== undefined && etag !== undefined && etag !== this.etag)
           || (this.lastModified !== undefined && lastModified !== undefined && lastModified !== this.lastModified)

@@ -89,6 +89,8 @@ const TRANSIENT_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH',
   'ENETDOWN', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  // A SOCKS proxy refusing or failing to reach the target (set by our SOCKS connector).
+  'ESOCKS',
 ]);
 
 function errorCode(err: unknown): string | undefined {
@@ -108,11 +110,6 @@ export function classifyError(err: unknown): AttemptError {
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return new AttemptError('stalled: no data received within the stall timeout', { kind: 'timeout', transient: true, cause: err });
   }
-  if (code !== undefined && TRANSIENT_CODES.has(code)) {
-    return new AttemptError(`${message} (${code})`, { kind: 'network', transient: true, cause: err });
-  }
-  if (err instanceof Error && err.name === 'SocksClientError') {
-    return new AttemptError(`SOCKS proxy: ${message}`, { kind: 'network', transient: true, cause: err });
-  }
-  return new AttemptError(code ? `${message} (${code})` : message, { kind: 'network', transient: false, cause: err });
+  const text = code === undefined || code === 'ESOCKS' || message.includes(code) ? message : `${message} (${code})`;
+  return new AttemptError(text, { kind: 'network', transient: code !== undefined && TRANSIENT_CODES.has(code), cause: err });
 }

@@ -7,7 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
 import { request as undiciRequest } from 'undici';
 import { dispatcherFor } from './dispatchers.js';
-import { AttemptError, FetchError, classifyError } from './errors.js';
+import { AttemptError, FetchError, classifyError, redactUrl } from './errors.js';
 import type { Resolved } from './options.js';
 import { selectProxy } from './proxy-env.js';
 import { MAX_RETRY_AFTER_MS, retryDelayMs } from './retry.js';
@@ -208,15 +208,24 @@ export async function sendFollowing(start: URL, init: SendInit, res: Resolved, o
   for (let hops = 0; ; hops++) {
     const proxy = selectProxy(url, res.env, res.proxy);
     const dispatcher = dispatcherFor({ proxy, ca: res.ca, insecure: res.insecure, connectTimeoutMs: res.connectTimeoutMs });
-    const r = await undiciRequest(url, {
-      dispatcher,
-      method,
-      headers: headersFor(url, headers, init.trustedOrigin),
-      body: body ?? null,
-      signal: op.signal,
-      headersTimeout: res.stallTimeoutMs,
-      bodyTimeout: res.stallTimeoutMs,
-    });
+    let r: Awaited<ReturnType<typeof undiciRequest>>;
+    try {
+      r = await undiciRequest(url, {
+        dispatcher,
+        method,
+        headers: headersFor(url, headers, init.trustedOrigin),
+        body: body ?? null,
+        signal: op.signal,
+        headersTimeout: res.stallTimeoutMs,
+        bodyTimeout: res.stallTimeoutMs,
+      });
+    } catch (err) {
+      if (!proxy) throw err;
+      // Say which proxy was involved: "ECONNREFUSED 127.0.0.1:3128" alone is puzzling.
+      const a = classifyError(err);
+      const init: ConstructorParameters<typeof AttemptError>[1] = { kind: a.kind, transient: a.transient, cause: err };
+      throw new AttemptError(`${a.message} (via ${proxy.kind} proxy ${redactUrl(proxy.href)})`, init);
+    }
     const flat = flattenHeaders(r.headers);
     const location = flat.location;
     if (!REDIRECTS.has(r.statusCode) || location === undefined) {

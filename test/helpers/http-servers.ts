@@ -69,14 +69,14 @@ export async function startServer(handler: Handler, opts: { host?: string; tls?:
 export type Step =
   | { kind: 'ok' }
   /** Announce the full length, send `after` bytes of the body, then cut the connection. */
-  | { kind: 'drop'; after: number }
+  | { kind: 'drop'; after: number; ignoreRange?: boolean }
   /** Announce the full length, send `after` bytes, then go silent (connection left open). */
-  | { kind: 'stall'; after: number }
+  | { kind: 'stall'; after: number; ignoreRange?: boolean }
   /** Answer with this status and an empty body. */
   | { kind: 'status'; status: number; headers?: Record<string, string> }
   /** Answer 200 with the whole body even if Range was asked. */
   | { kind: 'full' }
-  /** Answer a Range request with 206 but these raw headers (to test consistency checks). */
+  /** Answer with 206 but these raw headers (to test consistency checks); `{start}` in contentRange becomes the requested start. */
   | { kind: 'bad-range'; contentRange: string; contentLength?: number };
 
 export interface FileServerSpec {
@@ -102,10 +102,11 @@ export function fileHandler(spec: FileServerSpec): Handler {
     }
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const ifRange = req.headers['if-range'];
-    const rangeOk = step.kind !== 'full' && (spec.ranges ?? true) && range !== null && (ifRange === undefined || ifRange === spec.etag);
+    const ignore = step.kind === 'full' || ((step.kind === 'drop' || step.kind === 'stall') && step.ignoreRange === true);
+    const rangeOk = !ignore && (spec.ranges ?? true) && range !== null && (ifRange === undefined || ifRange === spec.etag);
     if (step.kind === 'bad-range') {
-      const headers: Record<string, string> = { ...base, 'content-range': step.contentRange };
       const start = range ? Number(range[1]) : 0;
+      const headers: Record<string, string> = { ...base, 'content-range': step.contentRange.replace('{start}', String(start)) };
       const body = data.subarray(start);
       headers['content-length'] = String(step.contentLength ?? body.length);
       res.writeHead(206, headers);

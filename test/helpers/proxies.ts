@@ -44,8 +44,11 @@ async function startDaemon(cmd: string, args: string[], port: number, logFile: s
   return { child, stop };
 }
 
-/** tinyproxy in the foreground (-d), logging each request (LogLevel Info) to dir/tinyproxy.log. */
-export async function startTinyproxy(dir: string): Promise<RunningProxy> {
+/**
+ * tinyproxy in the foreground (-d), logging each request (LogLevel Info) to dir/tinyproxy.log;
+ * with `auth`, clients must send Proxy-Authorization (BasicAuth).
+ */
+export async function startTinyproxy(dir: string, opts: { auth?: { user: string; password: string } } = {}): Promise<RunningProxy> {
   const port = await freePort();
   const logFile = join(dir, 'tinyproxy.log');
   const conf = join(dir, 'tinyproxy.conf');
@@ -57,6 +60,7 @@ export async function startTinyproxy(dir: string): Promise<RunningProxy> {
     'LogLevel Info',
     'MaxClients 50',
     'Timeout 60',
+    ...(opts.auth ? [`BasicAuth ${opts.auth.user} ${opts.auth.password}`] : []),
     '',
   ].join('\n'));
   const { stop } = await startDaemon('tinyproxy', ['-d', '-c', conf], port, logFile);
