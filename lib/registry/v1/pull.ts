@@ -114,6 +114,7 @@ async function prepareOut(dir: string): Promise<void> {
   }
 }
 
+/** Runs `work` over `items`, `n` at a time; after a failure starts nothing new, lets running work finish, then throws. */
 async function pool<T>(items: readonly T[], n: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
   let next = 0;
   let failed = false;
@@ -128,7 +129,9 @@ async function pool<T>(items: readonly T[], n: number, work: (item: T, index: nu
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
+  const results = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
+  const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (rejected) throw rejected.reason;
 }
 
 export async function pullV1(opts: PullV1Options): Promise<PullV1Result> {

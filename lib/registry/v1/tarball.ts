@@ -38,10 +38,15 @@ export interface V1TarballOptions {
   layers: readonly string[];
   /** mtime of every entry, seconds since the epoch (default 0). */
   mtime?: number;
+  /**
+   * gzip the archive (default true, pull.nix's .tar.gz). A plain .tar is for loaders that cannot
+   * read compressed archives: Debian bookworm's podman 4.3.1 fails on any gzip docker-archive.
+   */
+  gzip?: boolean;
 }
 
 export interface V1TarballResult {
-  /** Bytes of the .tar.gz and their sha256 (the flat hash to pin). */
+  /** Bytes of the archive and their sha256 (the flat hash to pin). */
   size: number;
   hash: Hash;
   /** The config file name inside the archive (`<sha256>.json`). */
@@ -172,7 +177,7 @@ export function v1ImageConfig(layerJsons: readonly PyObject[], diffIds: readonly
   return dumpPyJson(config);
 }
 
-/** Writes the deterministic .tar.gz of a pulled v1 directory. */
+/** Writes the deterministic .tar.gz (or .tar) of a pulled v1 directory. */
 export async function writeV1Tarball(opts: V1TarballOptions): Promise<V1TarballResult> {
   if (opts.layers.length === 0) throw new Error('writeV1Tarball: no layers');
   const ids = opts.layers.map((id) => checkV1ImageId(id, 'layer id'));
@@ -216,6 +221,8 @@ export async function writeV1Tarball(opts: V1TarballOptions): Promise<V1TarballR
     },
   });
   // Node's gzip header carries no file name and a zero time stamp; level fixed for stable bytes.
-  await pipeline(Readable.from(tarStream(entries, mtime)), createGzip({ level: 6 }), count, createWriteStream(opts.dest));
+  const source = Readable.from(tarStream(entries, mtime));
+  if (opts.gzip ?? true) await pipeline(source, createGzip({ level: 6 }), count, createWriteStream(opts.dest));
+  else await pipeline(source, count, createWriteStream(opts.dest));
   return { size, hash: new Hash('sha256', h.digest()), config, diffIds };
 }
