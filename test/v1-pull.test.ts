@@ -1,11 +1,12 @@
 /** pullV1 against the fixture v1 registry: the pull.nix directory, byte for byte. */
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeDispatchers } from '../lib/fetch/index.js';
 import { hashPath } from '../lib/nar/index.js';
-import { pullV1, undiciHttp, type PullV1Options, type PullV1Result } from '../lib/registry/v1/index.js';
+import { pullV1, undiciHttp, type PullV1Options, type PullV1Result, type V1Http } from '../lib/registry/v1/index.js';
 import {
   buildV1Image, noise, num, startV1Registry, writeJson, type V1FixtureImage, type V1Registry, type V1RegistryOptions,
 } from '../store-fixtures/v1-registry/index.js';
@@ -161,6 +162,33 @@ test('a layer stream dropped mid-body resumes with Range and gives the same dire
       assert.is(ranged.length, 1, `one ranged request for the big layer from byte 100000 (redirect ${redirectLayers})`);
     });
   }
+});
+
+test('a break after the last byte of a layer: the resume answers 416 and the layer is complete', async () => {
+  let reference = '';
+  await withRegistry({ redirectLayers: false }, async (reg, dir) => {
+    await pull(reg, join(dir, 'out'));
+    reference = await narHash(join(dir, 'out'));
+  });
+  await withRegistry({ redirectLayers: false }, async (reg, dir) => {
+    let broke = false;
+    // A transport whose first layer body delivers every byte and then fails.
+    const http: V1Http = async (req) => {
+      const res = await undiciHttp(req);
+      if (broke || !req.url.pathname.endsWith('/layer') || res.status !== 200) return res;
+      broke = true;
+      const parts: Buffer[] = [];
+      for await (const c of res.body as AsyncIterable<Buffer>) parts.push(c);
+      const body = new Readable({ read() {} });
+      body.push(Buffer.concat(parts));
+      setTimeout(() => body.destroy(new Error('connection reset')), 10);
+      return { ...res, headers: { ...res.headers, 'content-length': undefined }, body };
+    };
+    await pull(reg, join(dir, 'out'), { http, concurrency: 1 });
+    assert.ok(broke);
+    assert.ok(reg.log.some((l) => l.status === 416), 'the resume asked past the end');
+    assert.is(await narHash(join(dir, 'out')), reference);
+  });
 });
 
 test('credentials: Token only to the registry, Basic only to the index, nothing to storage; cookies stay home', async () => {

@@ -53,6 +53,15 @@ export async function downloadLayer(session: V1Session, url: URL, dest: string, 
         have = 0;
         const len = headerValue(res, 'content-length');
         total = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined;
+      } else if (res.status === 416 && have > 0) {
+        // The break came after the last byte: `bytes */N` with N == have means we are done.
+        discardBody(res.body);
+        const m = /^bytes \*\/(\d+)$/.exec(headerValue(res, 'content-range') ?? '');
+        if (m && Number(m[1]) === have) return { size: have, resumes };
+        await fh.truncate(0);
+        have = 0;
+        if (++resumes > opts.maxResumes) throw opts.statusError(416, finalUrl);
+        continue;
       } else {
         discardBody(res.body);
         throw opts.statusError(res.status, finalUrl);
