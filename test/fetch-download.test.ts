@@ -1,5 +1,6 @@
 /** lib/fetch against loopback servers that misbehave on purpose. */
 import { readFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -188,6 +189,21 @@ test('redirects: Authorization and Cookie never reach another origin', async () 
   }
 });
 
+test('an error after a redirect names who answered, without secrets', async () => {
+  const other = await startServer((_q, res) => { res.writeHead(403); res.end(); }, { host: '127.0.0.2' });
+  const signed = other.url('/blob?X-Amz-Signature=deadbeef&part=1');
+  const origin = await startServer((_q, res) => { res.writeHead(302, { location: signed }); res.end(); });
+  const dir = tempDir();
+  try {
+    const err = await rejects(() => downloadToFile(origin.url('/v2/blob'), join(dir.path, 'out'), 'sha256', FAST), /./);
+    assert.is(err.message, `download of ${origin.url('/v2/blob')} failed: HTTP 403 Forbidden from ${other.url('/blob?X-Amz-Signature=***&part=1')}`);
+  } finally {
+    await origin.close();
+    await other.close();
+    dir.remove();
+  }
+});
+
 test('redirect loops stop at maxRedirects', () =>
   withServer(startServer((req, res) => { res.writeHead(301, { location: `/r${Number(req.url!.slice(2) || 0) + 1}` }); res.end(); }), async (s, dir) => {
     const err = await rejects(() => downloadToFile(s.url('/r0'), join(dir, 'out'), 'sha256', { ...FAST, maxRedirects: 3 }), /./);
@@ -290,6 +306,38 @@ test('request(): API answers come back as they are; GETs retry 5xx, POSTs do not
     assert.is(s.requests.length - before, 1);
     const echo = await request(s.url('/echo'), { method: 'PUT', body: 'payload', headers: { 'content-type': 'text/plain' } }, FAST);
     assert.is(await text(echo), 'PUT payload');
+  }));
+
+test('connect timeout: NIX_CONNECT_TIMEOUT / connectTimeoutMs bound the TCP+TLS handshake', async () => {
+  // Accepts TCP connections but never answers the TLS handshake.
+  const sockets: Socket[] = [];
+  const silent = createNetServer((sock) => { sockets.push(sock); });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const port = (silent.address() as AddressInfo).port;
+  const dir = tempDir();
+  try {
+    const t0 = Date.now();
+    const err = await rejects(() => downloadToFile(`https://127.0.0.1:${port}/x`, join(dir.path, 'out'), 'sha256', { ...FAST, retries: 1, connectTimeoutMs: 200 }), /./);
+    assert.is(err.message, `download of https://127.0.0.1:${port}/x failed: connect timeout (after 1 retry)`);
+    assert.ok(Date.now() - t0 < 2000);
+    await closeDispatchers();
+    await rejects(() => downloadToFile(`https://127.0.0.1:${port}/y`, join(dir.path, 'out'), 'sha256', { ...FAST, retries: 0, env: { NIX_CONNECT_TIMEOUT: '0.2' } }), /failed: connect timeout$/);
+  } finally {
+    for (const sock of sockets) sock.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+    dir.remove();
+  }
+});
+
+test('request(): a body that stalls while the caller reads it fails with a one-line FetchError', () =>
+  withServer(startServer(fileHandler({ data: DATA, plan: [{ kind: 'stall', after: 1000 }] })), async (s) => {
+    const r = await request(s.url('/slow'), {}, { ...FAST, stallTimeoutMs: 200 });
+    assert.is(r.status, 200);
+    let got = 0;
+    const err = await rejects(async () => { for await (const c of r.body) got += (c as Buffer).length; }, /./);
+    assert.is(got, 1000);
+    assert.is(err.name, 'FetchError');
+    assert.is(err.message, `GET ${s.url('/slow')} failed: stalled: no data received within the stall timeout`);
   }));
 
 test.after(async () => {

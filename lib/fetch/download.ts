@@ -6,7 +6,7 @@
 import { createHash, type Hash as NodeHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { Hash, type HashAlgo } from '../hash/index.js';
-import { AttemptError } from './errors.js';
+import { AttemptError, redactUrl } from './errors.js';
 import { Operation, RetryBudget, fetchError, parseTarget, sendFollowing, type Exchange, type Target } from './http.js';
 import { resolveOptions, type FetchOptions, type Resolved } from './options.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
@@ -163,12 +163,14 @@ class Download implements DownloadStream {
     const ex = await sendFollowing(this.target.url, { method: 'GET', headers, body: undefined, trustedOrigin: this.trustedOrigin }, this.res, this.op);
     const st = ex.status;
     const drop = async (): Promise<void> => ex.body.dump().catch(() => undefined);
+    // After a redirect, say who answered: the message names only the URL the caller gave.
+    const answered = ex.url.href === this.target.url.href ? '' : ` from ${redactUrl(ex.url)}`;
     if (isRetryableStatus(st)) {
       await drop();
       const init: ConstructorParameters<typeof AttemptError>[1] = { kind: 'http', transient: true, status: st };
       const retryAfterMs = parseRetryAfter(ex.headers['retry-after']);
       if (retryAfterMs !== undefined) init.retryAfterMs = retryAfterMs;
-      throw new AttemptError(`HTTP ${st} ${ex.statusText}`, init);
+      throw new AttemptError(`HTTP ${st} ${ex.statusText}${answered}`, init);
     }
     if (ranged && st === 416) {
       await drop();
@@ -188,7 +190,7 @@ class Download implements DownloadStream {
     }
     if (st < 200 || st >= 300) {
       await drop();
-      throw new AttemptError(`HTTP ${st} ${ex.statusText}`, { kind: 'http', transient: false, status: st });
+      throw new AttemptError(`HTTP ${st} ${ex.statusText}${answered}`, { kind: 'http', transient: false, status: st });
     }
     try {
       return await this.acceptFull(ex, from);
