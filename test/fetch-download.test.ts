@@ -204,6 +204,22 @@ test('an error after a redirect names who answered, without secrets', async () =
   }
 });
 
+test('a chunked body cut right after its last byte completes on a 416 "bytes */N"', () => {
+  const small = testBytes(1000, 4);
+  const serve = fileHandler({ data: small });
+  return withServer(startServer((req, res, i) => {
+    if (i > 0) return serve(req, res, i);
+    // No Content-Length; the terminating chunk never comes.
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    res.write(small, () => setTimeout(() => res.socket?.destroy(), 50));
+  }), async (s, dir) => {
+    const r = await downloadToFile(s.url('/c'), join(dir, 'out'), 'sha256', FAST);
+    assert.ok(r.hash.equals(Hash.of('sha256', small)));
+    assert.is(s.requests.length, 2);
+    assert.is(s.requests[1]!.headers.range, 'bytes=1000-');
+  });
+});
+
 test('redirect loops stop at maxRedirects', () =>
   withServer(startServer((req, res) => { res.writeHead(301, { location: `/r${Number(req.url!.slice(2) || 0) + 1}` }); res.end(); }), async (s, dir) => {
     const err = await rejects(() => downloadToFile(s.url('/r0'), join(dir, 'out'), 'sha256', { ...FAST, maxRedirects: 3 }), /./);

@@ -62,7 +62,8 @@ export interface InternalOptions {
 const PROGRESS_CREDIT = 1 << 20;
 
 interface Pending {
-  ex: Exchange;
+  /** The response to read; absent when there is nothing left to read. */
+  ex: Exchange | undefined;
   /** Bytes at the start of this body already delivered (server ignored Range, no onRestart). */
   skip: number;
   /** Absolute offset where this body ends, when known. */
@@ -129,7 +130,7 @@ class Download implements DownloadStream {
   }
 
   cancel(): void {
-    this.pending?.ex.body.destroy();
+    this.pending?.ex?.body.destroy();
     this.pending = undefined;
     this.op.dispose();
   }
@@ -174,6 +175,12 @@ class Download implements DownloadStream {
     }
     if (ranged && st === 416) {
       await drop();
+      // "bytes */N" with N = what we have: the break came right after the last byte.
+      const m = /^bytes\s+\*\/(\d+)$/i.exec(ex.headers['content-range']?.trim() ?? '');
+      if (m && Number(m[1]) === from && (this.total === undefined || this.total === from)) {
+        this.total = from;
+        return { ex: undefined, skip: 0, end: from };
+      }
       return this.attempt(false);
     }
     if (st === 206) {
@@ -248,6 +255,7 @@ class Download implements DownloadStream {
   }
 
   private async *pump(p: Pending): AsyncGenerator<Buffer, void, undefined> {
+    if (!p.ex) return;
     let skip = p.skip;
     const end = p.end;
     try {
