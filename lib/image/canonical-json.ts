@@ -165,3 +165,59 @@ export function topLevelRawJson(src: Buffer): Map<string, Buffer> {
   }
   return members;
 }
+
+/** A parsed JSON value that keeps what JSON.parse loses: member order, repeated keys, number text. */
+export type JsonTree =
+  | { t: 'null' } | { t: 'bool'; v: boolean } | { t: 'num'; raw: string } | { t: 'str'; v: string; raw: string }
+  | { t: 'arr'; v: JsonTree[] } | { t: 'obj'; v: [string, JsonTree][] };
+
+export function parseJsonTree(text: string): JsonTree {
+  JSON.parse(text); // validity (and its error message) first; the walk below then trusts the syntax
+  let i = 0;
+  const ws = () => { while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++; };
+  const token = (): string => {
+    const start = i++;
+    while (text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    i++;
+    return text.slice(start, i);
+  };
+  const str = (): string => JSON.parse(token()) as string;
+  const value = (): JsonTree => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      const v: [string, JsonTree][] = [];
+      for (ws(); text[i] !== '}'; ws()) {
+        if (text[i] === ',') { i++; ws(); }
+        const k = str();
+        ws();
+        i++; // ':'
+        v.push([k, value()]);
+      }
+      i++;
+      return { t: 'obj', v };
+    }
+    if (c === '[') {
+      i++;
+      const v: JsonTree[] = [];
+      for (ws(); text[i] !== ']'; ws()) {
+        if (text[i] === ',') i++;
+        v.push(value());
+      }
+      i++;
+      return { t: 'arr', v };
+    }
+    if (c === '"') {
+      const raw = token();
+      return { t: 'str', v: JSON.parse(raw) as string, raw };
+    }
+    if (text.startsWith('true', i)) { i += 4; return { t: 'bool', v: true }; }
+    if (text.startsWith('false', i)) { i += 5; return { t: 'bool', v: false }; }
+    if (text.startsWith('null', i)) { i += 4; return { t: 'null' }; }
+    const m = /^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(i, i + 400))!;
+    i += m[0].length;
+    return { t: 'num', raw: m[0] };
+  };
+  return value();
+}

@@ -1,9 +1,9 @@
 export { BLOCK, TarWriter, encodeTarHeader, paxRecord, splitUstarPath, tarPadding } from './tar.js';
 export type { TarContent, TarEntryType, TarHeader } from './tar.js';
 export {
-  GoRawJson, goCompactJson, goJsonString, goMarshal, stableJson, topLevelRawJson,
+  GoRawJson, goCompactJson, goJsonString, goMarshal, parseJsonTree, stableJson, topLevelRawJson,
 } from './canonical-json.js';
-export type { GoJsonValue } from './canonical-json.js';
+export type { GoJsonValue, JsonTree } from './canonical-json.js';
 export {
   ZstdDecompressStream, decompressLayer, layerFromFile, sniffCompression, uncompressLayerToFile,
 } from './layer.js';
@@ -12,3 +12,7 @@ export { archiveManifest, archiveRepositories, legacyLayers, writeDockerArchive 
 export type { DockerArchiveInput, LegacyLayer, RepoTag } from './docker-archive.js';
 export { OCI_LAYOUT_FILE, REF_NAME_ANNOTATION, ociIndexJson, writeOciLayout } from './oci-layout.js';
 export type { OciBlob, OciLayoutInput } from './oci-layout.js';
+export {
+  DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, dockerConfigToOci, goRfc3339Nano, toOciImage, toOciIndex,
+} from './oci-convert.js';
+export type { ConvertedImage } from './oci-convert.js';

@@ -4,13 +4,15 @@ import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { goMarshal, type GoJsonValue } from './canonical-json.js';
+import { OCI_INDEX, OCI_MANIFEST } from './oci-convert.js';
 
 /**
  * An OCI image layout directory (image-spec image-layout.md), written the way
  * `skopeo copy ... oci:DIR:TAG` writes a fresh one: `oci-layout`, `index.json` with one
  * descriptor carrying the `org.opencontainers.image.ref.name` annotation, and
- * `blobs/sha256/<hex>` holding every blob exactly as fetched (no recompression, no manifest
- * conversion). The content depends only on the inputs, so the directory hashes reproducibly.
+ * `blobs/sha256/<hex>` holding every blob exactly as given (no recompression). Docker-typed
+ * images must be converted first (toOciImage/toOciIndex, as skopeo does); the result then equals
+ * skopeo's byte for byte. The content depends only on the inputs, so the directory hashes reproducibly.
  */
 
 export const OCI_LAYOUT_FILE = '{"imageLayoutVersion": "1.0.0"}';
@@ -30,6 +32,8 @@ export interface OciLayoutInput {
   refName?: string;
   /** Every blob the manifest reaches: configs, layers, and child manifests of an index. */
   blobs: Iterable<OciBlob>;
+  /** Store a Docker-typed top manifest as it is (the layout is then a blob store, not one skopeo or umoci can open by tag). */
+  foreignMediaTypes?: boolean;
 }
 
 function hexOf(digest: string): string {
@@ -111,6 +115,10 @@ export function ociIndexJson(descriptor: { mediaType: string; digest: string; si
  * written, and the layout must end up complete: every blob the manifest reaches is present.
  */
 export async function writeOciLayout(dir: string, input: OciLayoutInput): Promise<{ digest: string }> {
+  // skopeo and umoci only find OCI-typed descriptors by tag; convert Docker ones first (toOciImage).
+  if (!input.foreignMediaTypes && input.manifest.mediaType !== OCI_MANIFEST && input.manifest.mediaType !== OCI_INDEX) {
+    throw new Error(`an OCI layout needs an OCI manifest or index, got ${input.manifest.mediaType} (convert it with toOciImage/toOciIndex)`);
+  }
   if (await exists(join(dir, 'index.json'))) throw new Error(`${dir} already holds an OCI layout`);
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
   const digest = `sha256:${createHash('sha256').update(input.manifest.bytes).digest('hex')}`;

@@ -10,6 +10,7 @@ import { compressFile, writeLayerTar, type Compression, type EntrySpec } from '.
 /**
  * Small, deterministic test images written as OCI image layouts (blobs exactly as a registry
  * would serve them), in OCI or Docker media types, single-platform or as a multi-arch index.
+ * A Docker-typed layout is a staging area for pushImage: skopeo and umoci only open OCI-typed ones.
  */
 
 export type MediaTypes = 'oci' | 'docker';
@@ -162,7 +163,7 @@ async function withWorkDir<T>(fn: (work: string) => Promise<T>): Promise<T> {
 export async function makeImage(dir: string, spec: ImageSpec, tag = 'latest'): Promise<BuiltLayout> {
   return withWorkDir(async (work) => {
     const { image, blobs } = await stageImage(spec, work, 0);
-    await writeOciLayout(dir, { manifest: { mediaType: image.mediaType, bytes: image.manifest }, refName: tag, blobs });
+    await writeOciLayout(dir, { manifest: { mediaType: image.mediaType, bytes: image.manifest }, refName: tag, blobs, foreignMediaTypes: true });
     return { dir, tag, digest: image.digest, mediaType: image.mediaType, images: [image] };
   });
 }
@@ -193,7 +194,7 @@ export async function makeIndex(dir: string, spec: IndexSpec, tag = 'latest'): P
       ...b, { digest: image.digest, size: image.manifest.length, data: image.manifest },
     ]);
     const mediaType = MEDIA[kind].index;
-    const { digest } = await writeOciLayout(dir, { manifest: { mediaType, bytes: index }, refName: tag, blobs });
+    const { digest } = await writeOciLayout(dir, { manifest: { mediaType, bytes: index }, refName: tag, blobs, foreignMediaTypes: true });
     return { dir, tag, digest, mediaType, images: staged.map((s) => s.image) };
   });
 }
