@@ -6,7 +6,7 @@ export { downloadToFile, openDownload, parseContentRange } from './download.js';
 export type { DownloadResult, DownloadStream, OpenDownloadOptions } from './download.js';
 export { FetchError, redactText, redactUrl } from './errors.js';
 export type { FetchErrorKind } from './errors.js';
-export { downloadWithMirrors, hashedMirrorUrls, mirrorsFromEnv } from './mirrors.js';
+export { downloadFromHashedMirrors, downloadWithMirrors, hashedMirrorUrls, mirrorsFromEnv } from './mirrors.js';
 export type { MirrorDownloadResult, MirrorOptions } from './mirrors.js';
 export { DEFAULTS, resolveOptions } from './options.js';
 export type { FetchOptions } from './options.js';

@@ -62,16 +62,8 @@ export async function downloadWithMirrors(
     onSkip?.(shown, reason);
   };
 
-  for (const url of hashedMirrorUrls(expected, mirrors)) {
-    try {
-      const r = await downloadToFileWith(url, destPath, expected.algo, { ...fetchOpts, retries: 0 }, { trustedOrigin });
-      if (r.hash.equals(expected)) return { ...r, source: 'mirror', sourceUrl: redactUrl(url), matches: true, skipped };
-      skip(url, `hash mismatch: got ${r.hash.sri}`);
-    } catch (err) {
-      if (opts.signal?.aborted) throw err;
-      skip(url, err instanceof Error ? err.message : String(err));
-    }
-  }
+  const fromMirror = await tryMirrors(mirrors, destPath, expected, fetchOpts, trustedOrigin, skip, opts.signal);
+  if (fromMirror) return { ...fromMirror, skipped };
 
   let lastError: unknown;
   for (const url of origins) {
@@ -85,4 +77,42 @@ export async function downloadWithMirrors(
     }
   }
   throw lastError;
+}
+
+async function tryMirrors(
+  mirrors: readonly string[], destPath: string, expected: Hash, fetchOpts: FetchOptions, trustedOrigin: string,
+  skip: (url: string, reason: string) => void, signal: AbortSignal | undefined,
+): Promise<Omit<MirrorDownloadResult, 'skipped'> | undefined> {
+  for (const url of hashedMirrorUrls(expected, mirrors)) {
+    try {
+      const r = await downloadToFileWith(url, destPath, expected.algo, { ...fetchOpts, retries: 0 }, { trustedOrigin });
+      if (r.hash.equals(expected)) return { ...r, source: 'mirror', sourceUrl: redactUrl(url), matches: true };
+      skip(url, `hash mismatch: got ${r.hash.sri}`);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      skip(url, err instanceof Error ? err.message : String(err));
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Only the hashed mirrors, never the origin: what a substituter does before a builder runs.
+ * Credentials from curl flags stay with `originUrl`'s origin and never reach a mirror.
+ * Resolves to undefined when no mirror had the exact content.
+ */
+export async function downloadFromHashedMirrors(
+  originUrl: string, destPath: string, expected: Hash, opts: MirrorOptions = {},
+): Promise<MirrorDownloadResult | undefined> {
+  const trustedOrigin = parseTarget(originUrl, 'download of').url.origin;
+  const { mirrors: given, onSkip, ...fetchOpts } = opts;
+  const mirrors = given ?? mirrorsFromEnv(opts.env ?? process.env);
+  const skipped: Array<{ url: string; reason: string }> = [];
+  const skip = (url: string, reason: string): void => {
+    const shown = redactUrl(url);
+    skipped.push({ url: shown, reason });
+    onSkip?.(shown, reason);
+  };
+  const r = await tryMirrors(mirrors, destPath, expected, fetchOpts, trustedOrigin, skip, opts.signal);
+  return r ? { ...r, skipped } : undefined;
 }
