@@ -115,11 +115,14 @@ export class RegistryClient {
 
   /** `https://host` or `http://host` once the registry answered a ping. */
   endpoint(): Promise<string> {
-    this.base ??= this.ping();
-    this.base.catch(() => {
+    if (!this.base) {
+      const p = this.ping();
+      this.base = p;
       // A failed ping is not cached: the next call tries again.
-      this.base = undefined;
-    });
+      p.catch(() => {
+        if (this.base === p) this.base = undefined;
+      });
+    }
     return this.base;
   }
 
@@ -162,7 +165,7 @@ export class RegistryClient {
   }
 
   /** GET with the registry's authentication, renewing it once after a 401. */
-  private async authedGet(url: string, headers: Record<string, string>): Promise<{ res: HttpResponse; sent: string | undefined }> {
+  private async authedGet(url: string, headers: Record<string, string>): Promise<{ res: HttpResponse }> {
     for (let attempt = 0; ; attempt++) {
       const sent = await this.auth.authorize(this.scope);
       const res = await request(url, { headers: { ...headers, ...(sent ? { Authorization: sent } : {}) } }, this.fetchOpts);
@@ -170,18 +173,21 @@ export class RegistryClient {
         await readSmall(res.body);
         continue;
       }
-      return { res, sent };
+      return { res };
     }
   }
 
   /** The one-line error for an unexpected answer (the body is read for its message). */
-  private async statusError(what: string, res: HttpResponse, sent: string | undefined): Promise<RegistryError> {
+  private async statusError(what: string, res: HttpResponse): Promise<RegistryError> {
     const { text } = describeErrorBody(await readSmall(res.body));
     const said = text ? `: ${text}` : '';
     const status = res.status;
     if (status === 401) {
-      const source = sent ? await this.auth.credentialSource() : undefined;
-      const why = sent && source ? `the registry refused the credentials from ${source}` : sent ? 'the registry refused the token it issued' : 'authentication required; no credentials found (use --creds, docker login or an auth.json)';
+      const source = await this.auth.credentialSource();
+      // Like Docker Hub, registries answer 401 for repositories that do not exist, too.
+      const why = source
+        ? `the registry refused the credentials from ${source}`
+        : 'the repository does not exist or needs credentials, and none were found (use --creds, docker login or an auth.json)';
       return new RegistryError(`${what}: HTTP 401 Unauthorized: ${why}${said}`, 'UNAUTHORIZED', { status });
     }
     if (status === 403) return new RegistryError(`${what}: HTTP 403 Forbidden: access denied${said}`, 'DENIED', { status });
@@ -211,8 +217,8 @@ export class RegistryClient {
     const what = `manifest ${this.describe(reference)}`;
     try {
       const base = await this.endpoint();
-      const { res, sent } = await this.authedGet(`${base}/v2/${this.ref.path}/manifests/${reference}`, { Accept: MANIFEST_ACCEPT });
-      if (res.status !== 200) throw await this.statusError(what, res, sent);
+      const { res } = await this.authedGet(`${base}/v2/${this.ref.path}/manifests/${reference}`, { Accept: MANIFEST_ACCEPT });
+      if (res.status !== 200) throw await this.statusError(what, res);
       const announced = res.headers['content-length'];
       if (announced !== undefined && Number(announced) > MAX_MANIFEST_BYTES) {
         res.body.destroy();
@@ -318,8 +324,8 @@ export class RegistryClient {
     let bytes: Buffer;
     try {
       const base = await this.endpoint();
-      const { res, sent } = await this.authedGet(`${base}/v2/${this.ref.path}/blobs/${desc.digest}`, {});
-      if (res.status !== 200) throw await this.statusError(what, res, sent);
+      const { res } = await this.authedGet(`${base}/v2/${this.ref.path}/blobs/${desc.digest}`, {});
+      if (res.status !== 200) throw await this.statusError(what, res);
       bytes = await readCapped(res.body, desc.size, what).catch((err: unknown) => {
         if (err instanceof RegistryError) throw new RegistryError(`${what}: size mismatch: more than the expected ${desc.size} bytes`, 'SIZE_MISMATCH');
         throw err;
