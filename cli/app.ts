@@ -4,6 +4,7 @@ import { hashCommand } from './commands/hash.js';
 import { narCommand } from './commands/nar.js';
 import { storeCommand } from './commands/store.js';
 import { urlCommand } from './commands/url.js';
+import { defaultPullCommand, pullCommand } from './commands/pull.js';
 import { EXIT, UserError } from './errors.js';
 
 /** The full command-line interface. */
@@ -18,7 +19,8 @@ export async function runApp(): Promise<void> {
     .command(narCommand)
     .command(storeCommand)
     .command(urlCommand)
-    .demandCommand(1, 'give a command (see --help)')
+    .command(pullCommand)
+    .command(defaultPullCommand)
     .strict()
     .recommendCommands()
     .epilogue('Exit codes: 0 ok, 1 failure, 2 usage error, 3 store verify found problems, 102 hash mismatch.')

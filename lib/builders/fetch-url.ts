@@ -4,7 +4,6 @@ import { downloadToFile, redactUrl } from '../fetch/index.js';
 import type { Hash } from '../hash/index.js';
 import { FETCHER_IMPURE_ENV_VARS, makeRecipe, type Builder, type Recipe } from '../recipe/index.js';
 import { sanitizeStoreName } from '../store/index.js';
-import { unpackArchive } from '../unpack/index.js';
 
 export const FETCH_URL_BUILDER = 'builtin:fetch-url';
 
@@ -63,6 +62,8 @@ export const fetchUrlBuilder: Builder = async (ctx) => {
     ctx.progress.finish(url);
   }
   if (unpack) {
+    // Loaded only when asked for: the decompressors are not needed by plain downloads.
+    const { unpackArchive } = await import('../unpack/index.js');
     await unpackArchive(download, ctx.out, { stripOneTopLevel: true });
   } else if (executable) {
     chmodSync(ctx.out, 0o755);

@@ -1,14 +1,19 @@
 import type { Builder, Substituter } from '../recipe/index.js';
+import { FETCH_IMAGE_BUILDER, fetchImageBuilder } from './fetch-image.js';
 import { FETCH_URL_BUILDER, fetchUrlBuilder } from './fetch-url.js';
 import { hashedMirrorSubstituter } from './hashed-mirrors.js';
 
 export { FETCH_URL_BUILDER, defaultUrlName, fetchUrlBuilder, fetchUrlRecipe, outputModeOf } from './fetch-url.js';
 export type { FetchUrlSpec } from './fetch-url.js';
 export { hashedMirrorSubstituter } from './hashed-mirrors.js';
+export { FETCH_IMAGE_BUILDER, IMAGE_IMPURE_ENV_VARS, fetchImageBuilder, pullRecipe } from './fetch-image.js';
+export type { ImageFormat, PullSpec } from './fetch-image.js';
+export { imageNames, pullImageStoreName } from './image-name.js';
 
 /** Every builtin builder, by the name recipes use. */
 export const BUILTIN_BUILDERS: Readonly<Record<string, Builder>> = {
   [FETCH_URL_BUILDER]: fetchUrlBuilder,
+  [FETCH_IMAGE_BUILDER]: fetchImageBuilder,
 };
 
 export interface SubstituterConfig {

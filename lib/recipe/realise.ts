@@ -6,7 +6,7 @@ import { hashFlatAndNar, hashPath } from '../nar/index.js';
 import { contentAddress, type LocalStore, type PathInfo } from '../store/index.js';
 import { BuildFailedError, HashMismatchError } from './errors.js';
 import { SILENT_PROGRESS, type ProgressSink } from './progress.js';
-import { declaredHash, outputPath, recipeFileName, serializeRecipe, type Recipe } from './recipe.js';
+import { declaredHash, outputPath, recipeFileName, serializeRecipe, type Json, type Recipe } from './recipe.js';
 
 /** What a builder gets: its recipe, a path to create, a private directory, a clean environment. */
 export interface BuildContext {
@@ -23,7 +23,20 @@ export interface BuildContext {
   signal?: AbortSignal;
 }
 
-export type Builder = (ctx: BuildContext) => Promise<void>;
+/**
+ * What a builder may report besides its output. Hashes it computed while writing save
+ * realise() a second read of a large output (builders are in-process code, so they are
+ * trusted like Nix trusts its own hashing); `info` is passed back to the caller (e.g. the digest
+ * a tag resolved to), and `pinnedArgs` completes a prefetched recipe's arguments.
+ */
+export interface BuildOutcome {
+  flatSha256?: Hash;
+  nar?: { hash: Hash; size: number };
+  info?: { [key: string]: Json };
+  pinnedArgs?: { [key: string]: Json };
+}
+
+export type Builder = (ctx: BuildContext) => Promise<BuildOutcome | void>;
 
 /**
  * Something that may already have the output elsewhere (hashed mirrors, binary caches). It
@@ -59,6 +72,8 @@ export interface RealiseResult {
   /** How the path came to be valid. */
   source: 'store' | 'substituted' | 'built';
   recipePath?: string;
+  /** What the builder reported, when it ran. */
+  buildInfo?: { [key: string]: Json };
 }
 
 export function builderEnv(recipe: Recipe, callerEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
@@ -78,8 +93,12 @@ interface OutputHashes {
 }
 
 /** Hashes `out` as the recipe declares; flat files get their NAR hash from the same read. */
-async function hashOutput(recipe: Recipe, out: string): Promise<OutputHashes> {
+async function hashOutput(recipe: Recipe, out: string, outcome: BuildOutcome = {}): Promise<OutputHashes> {
   const oh = recipe.outputHash!;
+  if (oh.mode === 'flat' && oh.algo === 'sha256' && outcome.flatSha256 && outcome.nar) {
+    return { declared: outcome.flatSha256, nar: outcome.nar };
+  }
+  if (oh.mode === 'recursive' && oh.algo === 'sha256' && outcome.nar) return { declared: outcome.nar.hash, nar: outcome.nar };
   if (oh.mode === 'flat') {
     const st = statSync(out, { throwIfNoEntry: false });
     if (!st?.isFile()) throw new Error(`builder of '${recipe.name}' did not produce a regular file, as a flat output must be`);
@@ -127,8 +146,8 @@ export async function realise(store: LocalStore, recipe: Recipe, opts: RealiseOp
     const built = await runBuilder(store, recipe, env, opts, recipePath);
     let keep = false;
     try {
-      const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, opts.keepFailed ?? false, built.dir);
-      return { path, info, source: 'built', recipePath };
+      const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, opts.keepFailed ?? false, built.dir, built.outcome);
+      return { path, info, source: 'built', recipePath, ...(built.outcome.info ? { buildInfo: built.outcome.info } : {}) };
     } catch (e) {
       keep = e instanceof HashMismatchError && e.keptAt !== undefined;
       throw e;
@@ -144,6 +163,7 @@ interface BuiltOutput {
   /** The build's private directory; `out` is inside it. */
   dir: string;
   out: string;
+  outcome: BuildOutcome;
   discard(): void;
 }
 
@@ -158,15 +178,16 @@ async function runBuilder(store: LocalStore, recipe: Recipe, env: NodeJS.Process
   mkdirSync(scratch, { mode: 0o700 });
   const ctx: BuildContext = { recipe, out, tmp: scratch, env, store, log: opts.log ?? (() => undefined), progress: opts.progress ?? SILENT_PROGRESS };
   if (opts.signal) ctx.signal = opts.signal;
+  let outcome: BuildOutcome;
   try {
-    await builder(ctx);
+    outcome = (await builder(ctx)) ?? {};
   } catch (e) {
     const keep = opts.keepFailed ?? false;
     if (!keep) discard();
     throw new BuildFailedError(recipePath, e as Error, keep ? dir : undefined);
   }
   rmSync(scratch, { recursive: true, force: true });
-  return { dir, out, discard };
+  return { dir, out, outcome, discard };
 }
 
 /**
@@ -180,16 +201,18 @@ export async function prefetch(
   const env = builderEnv(draft, opts.callerEnv ?? process.env);
   const built = await runBuilder(store, draft, env, opts, `${draft.name} (prefetch)`);
   try {
-    const hash = mode === 'flat' ? (await hashFlatAndNar(built.out)).flat : (await hashPath(built.out)).hash;
-    const recipe: Recipe = { ...draft, outputHash: { algo: 'sha256', mode, hash: hash.sri } };
+    const o = built.outcome;
+    const hash = mode === 'flat' ? (o.flatSha256 ?? (await hashFlatAndNar(built.out)).flat) : (o.nar?.hash ?? (await hashPath(built.out)).hash);
+    const recipe: Recipe = { ...draft, args: { ...draft.args, ...o.pinnedArgs }, outputHash: { algo: 'sha256', mode, hash: hash.sri } };
+    const buildInfo = o.info ? { buildInfo: o.info } : {};
     const path = outputPath(recipe, store.storeDir);
     const lock = await store.lockPath(path);
     try {
       const existing = store.pathInfo(path);
-      if (existing) return { path, info: existing, source: 'store', recipe, hash };
+      if (existing) return { path, info: existing, source: 'store', recipe, hash, ...buildInfo };
       const recipePath = await store.addText(recipeFileName(recipe), serializeRecipe(recipe));
-      const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, false);
-      return { path, info, source: 'built', recipePath, recipe, hash };
+      const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, false, undefined, o);
+      return { path, info, source: 'built', recipePath, recipe, hash, ...buildInfo };
     } finally {
       lock.release();
     }
@@ -199,11 +222,11 @@ export async function prefetch(
 }
 
 async function verifyAndRegister(
-  store: LocalStore, recipe: Recipe, path: string, recipePath: string, out: string, keepFailed: boolean, keepDir?: string,
+  store: LocalStore, recipe: Recipe, path: string, recipePath: string, out: string, keepFailed: boolean, keepDir?: string, outcome?: BuildOutcome,
 ): Promise<PathInfo> {
   const want = declaredHash(recipe);
   if (want) {
-    const got = await hashOutput(recipe, out);
+    const got = await hashOutput(recipe, out, outcome);
     if (!got.declared.equals(want)) throw new HashMismatchError(recipePath, want, got.declared, keepFailed ? keepDir : undefined);
     const known = got.nar ? { narHash: got.nar.hash, narSize: got.nar.size } : {};
     return store.register(path, out, { ca: contentAddress(recipe.outputHash!.mode, want), deriver: recipePath, ...known });

@@ -1,0 +1,145 @@
+import type { Argv, CommandModule } from 'yargs';
+import { BUILTIN_BUILDERS, defaultSubstituters, pullRecipe, type ImageFormat } from '../../lib/builders/index.js';
+import type { Json } from '../../lib/recipe/index.js';
+import { prefetch, realise } from '../../lib/recipe/index.js';
+import { emit, note, openStore, type GlobalArgs } from '../context.js';
+import { EXIT, UserError } from '../errors.js';
+import { terminalProgress } from '../progress.js';
+import { asUserError, declaredHashArg } from './url.js';
+
+interface PullArgs extends GlobalArgs {
+  ref: string;
+  sha256?: string;
+  hash?: string;
+  finalImageName?: string;
+  finalImageTag?: string;
+  os?: string;
+  arch?: string;
+  variant?: string;
+  format: ImageFormat;
+  name?: string;
+  tlsVerify: boolean;
+  creds?: string;
+  jobs: number;
+  keepFailed?: boolean;
+  nix?: boolean;
+  curlOpts?: string;
+}
+
+/** The pin in the shape of nixpkgs `pullImage { … }`. */
+export function nixExpression(p: { imageName: string; imageDigest: string; hash: string; finalImageName: string; finalImageTag: string; os: string; arch: string }): string {
+  const q = (s: string) => JSON.stringify(s).replace(/\$\{/g, '\\${');
+  return [
+    'pullImage {',
+    `  imageName = ${q(p.imageName)};`,
+    `  imageDigest = ${q(p.imageDigest)};`,
+    `  hash = ${q(p.hash)};`,
+    `  finalImageName = ${q(p.finalImageName)};`,
+    `  finalImageTag = ${q(p.finalImageTag)};`,
+    `  os = ${q(p.os)};`,
+    `  arch = ${q(p.arch)};`,
+    '}',
+  ].join('\n');
+}
+
+const pullOptions = (y: Argv<GlobalArgs>) =>
+  y
+    .positional('ref', { type: 'string', demandOption: true, describe: 'image reference: name[:tag][@sha256:digest]' })
+    .option('sha256', { type: 'string', describe: 'pinned sha256 of the archive (any encoding, as pullImage sha256)' })
+    .option('hash', { type: 'string', describe: 'pinned hash as SRI (sha256-…), as pullImage hash' })
+    .option('final-image-name', { type: 'string', describe: 'name recorded in the archive (default: the name as written)' })
+    .option('final-image-tag', { type: 'string', describe: 'tag recorded in the archive (default: the tag given, else latest)' })
+    .option('os', { type: 'string', describe: 'platform OS (default linux)' })
+    .option('arch', { type: 'string', describe: "platform architecture (default: this machine's)" })
+    .option('variant', { type: 'string', describe: 'platform variant, e.g. v7 for arm' })
+    .option('format', { choices: ['docker-archive', 'oci'] as const, default: 'docker-archive' as ImageFormat, describe: 'docker-archive (skopeo-identical, flat hash) or an OCI layout directory (recursive hash)' })
+    .option('name', { type: 'string', describe: 'store path name (default docker-image-<finalImageName>-<finalImageTag>.tar, as nixpkgs)' })
+    .option('tls-verify', { type: 'boolean', default: true, describe: 'verify TLS; --tls-verify=false also allows plain http, as skopeo' })
+    .option('creds', { type: 'string', describe: 'registry credentials user:password (never stored or logged)' })
+    .option('jobs', { type: 'number', default: 4, describe: 'layers fetched in parallel' })
+    .option('keep-failed', { type: 'boolean', describe: 'keep the build directory on failure' })
+    .option('nix', { type: 'boolean', describe: 'print the pin as a nixpkgs pullImage { … } expression' })
+    .option('curl-opts', { type: 'string', describe: 'extra curl flags for the downloads, as pull.nix curlOpts' })
+    .example('$0 ubuntu:22.04', 'prefetch: pull, add to the store, print the pin')
+    .example('$0 ubuntu:22.04 --json', 'the pin as JSON (imageDigest is the platform manifest digest)')
+    .example('$0 ubuntu:22.04 --nix', 'the pin as a pullImage expression')
+    .example('$0 ubuntu@sha256:… --sha256 1ab…', 'verify against a pin; no network at all if already in the store')
+    .example('$0 pull --arch arm64 --variant v8 myregistry:5000/app:1.2', 'another platform, from a private registry') as unknown as Argv<PullArgs>; // yargs' inferred kebab/camel keys
+
+async function pullHandler(a: PullArgs): Promise<void> {
+  if (!Number.isInteger(a.jobs) || a.jobs < 1) throw new UserError(`--jobs must be a positive integer, got ${a.jobs}`, EXIT.usage);
+  const store = openStore(a);
+  const hash = declaredHashArg(a);
+  let recipe;
+  try {
+    recipe = pullRecipe({
+      reference: a.ref, format: a.format, tlsVerify: a.tlsVerify,
+      ...(a.finalImageName ? { finalImageName: a.finalImageName } : {}),
+      ...(a.finalImageTag ? { finalImageTag: a.finalImageTag } : {}),
+      ...(a.os ? { os: a.os } : {}), ...(a.arch ? { arch: a.arch } : {}), ...(a.variant ? { variant: a.variant } : {}),
+      ...(a.name ? { name: a.name } : {}), ...(hash ? { hash } : {}),
+    });
+  } catch (e) {
+    throw new UserError((e as Error).message, EXIT.usage);
+  }
+  const callerEnv: NodeJS.ProcessEnv = { ...process.env, FETCH_IMAGE_JOBS: String(a.jobs) };
+  if (a.creds) callerEnv.FETCH_IMAGE_CREDS = a.creds;
+  if (a.curlOpts) callerEnv.NIX_CURL_FLAGS = [process.env.NIX_CURL_FLAGS, a.curlOpts].filter(Boolean).join(' ');
+  const opts = {
+    builders: BUILTIN_BUILDERS,
+    substituters: defaultSubstituters(),
+    callerEnv,
+    keepFailed: a.keepFailed ?? false,
+    progress: terminalProgress(a),
+    log: (l: string) => note(a, l),
+  };
+  if (hash) {
+    const r = await realise(store, recipe, opts).catch(asUserError);
+    emit(a, { storePath: r.path, path: store.realPath(r.path), hash: hash.sri, source: r.source, ...(r.buildInfo ?? {}) }, () => r.path);
+    return;
+  }
+  const r = await prefetch(store, recipe, a.format === 'oci' ? 'recursive' : 'flat', opts);
+  const info = (r.buildInfo ?? {}) as { [key: string]: Json };
+  const args = r.recipe.args as { imageName: string; finalImageName: string; finalImageTag: string };
+  const pin = {
+    imageName: args.imageName,
+    imageDigest: String(info.imageDigest ?? ''),
+    hash: r.hash.sri,
+    sha256: r.hash.nix32,
+    finalImageName: args.finalImageName,
+    finalImageTag: args.finalImageTag,
+    os: String(info.os ?? ''),
+    arch: String(info.arch ?? ''),
+    storePath: r.path,
+    path: store.realPath(r.path),
+  };
+  if (a.nix && !a.json) {
+    process.stdout.write(nixExpression(pin) + '\n');
+    return;
+  }
+  emit(a, { ...pin, ...(info.variant ? { variant: info.variant } : {}), ...(info.indexDigest ? { indexDigest: info.indexDigest } : {}) }, () => [
+    `imageName:      ${pin.imageName}`,
+    `imageDigest:    ${pin.imageDigest}${info.indexDigest ? `   (platform manifest; index ${String(info.indexDigest)})` : ''}`,
+    `platform:       ${String(info.platform ?? `${pin.os}/${pin.arch}`)}`,
+    `finalImageName: ${pin.finalImageName}`,
+    `finalImageTag:  ${pin.finalImageTag}`,
+    `hash:           ${pin.hash}`,
+    `sha256:         ${pin.sha256}`,
+    `storePath:      ${pin.storePath}`,
+  ]);
+}
+
+export const pullCommand: CommandModule<GlobalArgs, PullArgs> = {
+  command: 'pull <ref>',
+  describe: 'Pull an image into the store (also the default command: fetch-image REF …)',
+  builder: pullOptions,
+  handler: pullHandler,
+};
+
+/** `fetch-image REF …` without a subcommand. */
+export const defaultPullCommand: CommandModule<GlobalArgs, PullArgs> = {
+  command: '$0 <ref>',
+  describe: 'Pull an image (as nixpkgs pullImage / nix-prefetch-docker): prints the store path, or the pin without --sha256',
+  builder: pullOptions,
+  handler: pullHandler,
+};
