@@ -192,7 +192,7 @@ test('429 storms: Retry-After is honoured, then the error says so', async () => 
   assert.is(m.digest, amd64.digest);
   reg.faults.rateLimit = { count: 100, retryAfter: '0' };
   await failsCleanly(() => c.getManifest(amd64.digest),
-    new RegExp(`^manifest ${reg.host}/app@${amd64.digest}: HTTP 429 Too Many Requests \\(rate limited; retries exhausted\\): TOOMANYREQUESTS: too many requests$`));
+    new RegExp(`^manifest ${reg.host}/app@${amd64.digest}: HTTP 429 Too Many Requests \\(rate limited, ratelimit-remaining 0;w=21600; retries exhausted\\): TOOMANYREQUESTS: too many requests$`));
   reg.faults.rateLimit = { count: 100, retryAfter: '0' };
   const l = amd64.layers[1]!;
   await failsCleanly(() => c.fetchBlob(l.digest, l.size, join(tmp.path, 'rl')), /^blob sha256:[0-9a-f]{64} of .*app: download of .* failed: HTTP 429 Too Many Requests \(after 2 retries\)$/);

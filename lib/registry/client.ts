@@ -192,7 +192,9 @@ export class RegistryClient {
     }
     if (status === 403) return new RegistryError(`${what}: HTTP 403 Forbidden: access denied${said}`, 'DENIED', { status });
     if (status === 404) return new RegistryError(`${what}: not found (HTTP 404${said})`, 'NOT_FOUND', { status });
-    const limit = status === 429 ? ' (rate limited; retries exhausted)' : '';
+    // Docker Hub says how much of its pull quota is left; worth showing when it ran out.
+    const quota = res.headers['ratelimit-remaining'] !== undefined ? `, ratelimit-remaining ${res.headers['ratelimit-remaining']}` : '';
+    const limit = status === 429 ? ` (rate limited${quota}; retries exhausted)` : '';
     return new RegistryError(`${what}: HTTP ${status} ${res.statusText}${limit}${said}`, 'HTTP', { status });
   }
 

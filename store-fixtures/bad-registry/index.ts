@@ -208,7 +208,10 @@ export async function startBadRegistry(opts: BadRegistryOptions = {}): Promise<B
     }
     if (faults.rateLimit && faults.rateLimit.count > 0) {
       faults.rateLimit.count--;
-      return error(res, 429, 'TOOMANYREQUESTS', 'too many requests', faults.rateLimit.retryAfter !== undefined ? { 'retry-after': faults.rateLimit.retryAfter } : {});
+      return error(res, 429, 'TOOMANYREQUESTS', 'too many requests', {
+        'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '0;w=21600',
+        ...(faults.rateLimit.retryAfter !== undefined ? { 'retry-after': faults.rateLimit.retryAfter } : {}),
+      });
     }
     const m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(path);
     if (!m || (method !== 'GET' && method !== 'HEAD')) return error(res, 404, 'NOT_FOUND', 'not found');
