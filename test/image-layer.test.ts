@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { decompressLayer, sniffCompression, uncompressLayerToFile } from '../lib/image/index.js';
@@ -52,6 +52,24 @@ test('zstd from the zstd binary (several frames, checksums on) decodes to the sa
       await runOk('zstd', ['-q', '-c', '-1', join(tmp.path, 'b')]),
     ]);
     assert.ok((await collect(decompressLayer(pieces(frames, 7)))).equals(DATA));
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('a consumer that stops early closes the source stream', async () => {
+  const tmp = tempDir();
+  try {
+    for (const body of [gzipSync(DATA), DATA]) {
+      writeFileSync(join(tmp.path, 'blob'), body);
+      const source = createReadStream(join(tmp.path, 'blob'), { highWaterMark: 1024 });
+      for await (const chunk of decompressLayer(source)) {
+        assert.ok(chunk.length > 0);
+        break;
+      }
+      await new Promise((r) => setImmediate(r));
+      assert.ok(source.destroyed, 'source left open');
+    }
   } finally {
     tmp.remove();
   }

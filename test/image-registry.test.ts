@@ -12,6 +12,25 @@ import { tempDir } from './helpers/tmp.js';
 
 const SMALL = { layers: [{ entries: [{ type: 'file' as const, path: 'f', content: 'x\n' }] }] };
 
+test('fixtures are reproducible: same spec, same digests (gzip and zstd)', async () => {
+  if (!havePeer('zstd')) return;
+  const tmp = tempDir();
+  try {
+    const spec = {
+      layers: [
+        { entries: [{ type: 'dir' as const, path: 'd' }, { type: 'random' as const, path: 'd/r', size: 100_000, seed: 9 }] },
+        { compression: 'zstd' as const, entries: [{ type: 'symlink' as const, path: 'l', target: 'd/r' }] },
+      ],
+    };
+    const a = await makeImage(join(tmp.path, 'a'), spec);
+    const b = await makeImage(join(tmp.path, 'b'), spec);
+    assert.is(a.digest, b.digest);
+    assert.equal(a.images[0]!.layers, b.images[0]!.layers);
+  } finally {
+    tmp.remove();
+  }
+});
+
 test('plain registry: push keeps the generated manifest bytes; stop() frees the port', async () => {
   if (!havePeer('docker-registry')) return;
   const tmp = tempDir();

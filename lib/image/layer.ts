@@ -58,12 +58,17 @@ export async function* decompressLayer(source: AsyncIterable<Uint8Array>): Async
   }
   const first = Buffer.concat(head);
   const rest = async function* (): AsyncGenerator<Buffer> {
-    if (first.length) yield first;
-    if (ended) return;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield Buffer.from(r.value);
+    try {
+      if (first.length) yield first;
+      if (ended) return;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield Buffer.from(r.value);
+      }
+    } finally {
+      // A consumer that stops early must not leave the source (a file, a socket) open.
+      if (!ended) await it.return?.();
     }
   };
   const kind = sniffCompression(first);
