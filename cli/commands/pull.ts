@@ -1,5 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
-import { BUILTIN_BUILDERS, defaultSubstituters, pullRecipe, type ImageFormat } from '../../lib/builders/index.js';
+import { BUILTIN_BUILDERS, defaultSubstituters, pullRecipe, pullV1Recipe, v1TarballRecipe, type ImageFormat } from '../../lib/builders/index.js';
+import type { LocalStore } from '../../lib/store/index.js';
+import type { RealiseResult, Recipe } from '../../lib/recipe/index.js';
+import type { Hash } from '../../lib/hash/index.js';
 import type { Json } from '../../lib/recipe/index.js';
 import { prefetch, realise } from '../../lib/recipe/index.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
@@ -24,6 +27,11 @@ interface PullArgs extends GlobalArgs {
   keepFailed?: boolean;
   nix?: boolean;
   curlOpts?: string;
+  registryVersion: 'v2' | 'v1';
+  indexUrl?: string;
+  registryUrl?: string;
+  imageId?: string;
+  tarball?: boolean;
 }
 
 /** The pin in the shape of nixpkgs `pullImage { … }`. */
@@ -60,16 +68,23 @@ const pullOptions = (y: Argv<GlobalArgs>) =>
     .option('keep-failed', { type: 'boolean', describe: 'keep the build directory on failure' })
     .option('nix', { type: 'boolean', describe: 'print the pin as a nixpkgs pullImage { … } expression' })
     .option('curl-opts', { type: 'string', describe: 'extra curl flags for the downloads, as pull.nix curlOpts' })
+    .option('registry-version', { choices: ['v2', 'v1'] as const, default: 'v2' as const, describe: 'v1: the legacy registry API, producing the pull.nix (2016) directory' })
+    .option('index-url', { type: 'string', describe: 'v1 index (default https://index.docker.io)' })
+    .option('registry-url', { type: 'string', describe: "v1 registry (default: the index's X-Docker-Endpoints, else the index host)" })
+    .option('image-id', { type: 'string', describe: 'v1: pull this image id instead of resolving the tag' })
+    .option('tarball', { type: 'boolean', describe: 'v1: also write the deterministic .tar.gz (with manifest.json, for docker/podman load)' })
     .example('$0 ubuntu:22.04', 'prefetch: pull, add to the store, print the pin')
     .example('$0 ubuntu:22.04 --json', 'the pin as JSON (imageDigest is the platform manifest digest)')
     .example('$0 ubuntu:22.04 --nix', 'the pin as a pullImage expression')
     .example('$0 ubuntu@sha256:… --sha256 1ab…', 'verify against a pin; no network at all if already in the store')
-    .example('$0 pull --arch arm64 --variant v8 myregistry:5000/app:1.2', 'another platform, from a private registry') as unknown as Argv<PullArgs>; // yargs' inferred kebab/camel keys
+    .example('$0 pull --arch arm64 --variant v8 myregistry:5000/app:1.2', 'another platform, from a private registry')
+    .example('$0 pull --registry-version v1 --index-url https://old-registry.example oldteam/app:2016', 'a legacy v1 pull, as pull.nix') as unknown as Argv<PullArgs>; // yargs' inferred kebab/camel keys
 
 async function pullHandler(a: PullArgs): Promise<void> {
   if (!Number.isInteger(a.jobs) || a.jobs < 1) throw new UserError(`--jobs must be a positive integer, got ${a.jobs}`, EXIT.usage);
   const store = openStore(a);
   const hash = declaredHashArg(a);
+  if (a.registryVersion === 'v1') return pullV1Handler(a, store, hash);
   let recipe;
   try {
     recipe = pullRecipe({
@@ -82,17 +97,7 @@ async function pullHandler(a: PullArgs): Promise<void> {
   } catch (e) {
     throw new UserError((e as Error).message, EXIT.usage);
   }
-  const callerEnv: NodeJS.ProcessEnv = { ...process.env, FETCH_IMAGE_JOBS: String(a.jobs) };
-  if (a.creds) callerEnv.FETCH_IMAGE_CREDS = a.creds;
-  if (a.curlOpts) callerEnv.NIX_CURL_FLAGS = [process.env.NIX_CURL_FLAGS, a.curlOpts].filter(Boolean).join(' ');
-  const opts = {
-    builders: BUILTIN_BUILDERS,
-    substituters: defaultSubstituters(),
-    callerEnv,
-    keepFailed: a.keepFailed ?? false,
-    progress: terminalProgress(a),
-    log: (l: string) => note(a, l),
-  };
+  const opts = realiseOptions(a);
   if (hash) {
     const r = await realise(store, recipe, opts).catch(asUserError);
     emit(a, { storePath: r.path, path: store.realPath(r.path), hash: hash.sri, source: r.source, ...(r.buildInfo ?? {}) }, () => r.path);
@@ -126,6 +131,65 @@ async function pullHandler(a: PullArgs): Promise<void> {
     `hash:           ${pin.hash}`,
     `sha256:         ${pin.sha256}`,
     `storePath:      ${pin.storePath}`,
+  ]);
+}
+
+/** How a pull is realised: the builtin builders, the caller's environment plus --creds/--jobs/--curl-opts. */
+function realiseOptions(a: PullArgs) {
+  const callerEnv: NodeJS.ProcessEnv = { ...process.env, FETCH_IMAGE_JOBS: String(a.jobs) };
+  if (a.creds) callerEnv.FETCH_IMAGE_CREDS = a.creds;
+  if (a.curlOpts) callerEnv.NIX_CURL_FLAGS = [process.env.NIX_CURL_FLAGS, a.curlOpts].filter(Boolean).join(' ');
+  return {
+    builders: BUILTIN_BUILDERS,
+    substituters: defaultSubstituters(),
+    callerEnv,
+    keepFailed: a.keepFailed ?? false,
+    progress: terminalProgress(a),
+    log: (l: string) => note(a, l),
+  };
+}
+
+/** pull.nix's v1 pull: a recursive fixed output, and with --tarball its deterministic .tar.gz. */
+async function pullV1Handler(a: PullArgs, store: LocalStore, hash: Hash | undefined): Promise<void> {
+  const at = a.ref.lastIndexOf(':');
+  const hasTag = at > a.ref.lastIndexOf('/');
+  const imageName = hasTag ? a.ref.slice(0, at) : a.ref;
+  const imageTag = hasTag ? a.ref.slice(at + 1) : 'latest';
+  let recipe: Recipe;
+  try {
+    recipe = pullV1Recipe({
+      imageName, imageTag, ...(a.imageId ? { imageId: a.imageId } : {}), ...(a.indexUrl ? { indexUrl: a.indexUrl } : {}),
+      ...(a.registryUrl ? { registryUrl: a.registryUrl } : {}), ...(a.name ? { name: a.name } : {}), ...(hash ? { hash } : {}),
+    });
+  } catch (e) {
+    throw new UserError((e as Error).message, EXIT.usage);
+  }
+  const opts = realiseOptions(a);
+  let r: RealiseResult;
+  let pinned = recipe;
+  let pinHash: Hash;
+  if (hash) {
+    r = await realise(store, recipe, opts).catch(asUserError);
+    pinHash = hash;
+  } else {
+    const p = await prefetch(store, recipe, 'recursive', opts);
+    [r, pinned, pinHash] = [p, p.recipe, p.hash];
+  }
+  let tarball: string | undefined;
+  if (a.tarball) tarball = (await realise(store, v1TarballRecipe(r.path, imageName, imageTag), opts)).path;
+  const info = r.buildInfo ?? {};
+  const pin = {
+    imageName, imageTag, imageId: String(info.imageId ?? pinned.args.imageId ?? ''),
+    hash: pinHash.sri, sha256: pinHash.nix32, storePath: r.path, path: store.realPath(r.path),
+    ...(tarball ? { tarball, tarballPath: store.realPath(tarball) } : {}),
+  };
+  if (hash && !a.json) {
+    process.stdout.write([r.path, ...(tarball ? [tarball] : [])].join('\n') + '\n');
+    return;
+  }
+  emit(a, pin, () => [
+    `imageName: ${pin.imageName}`, `imageTag:  ${pin.imageTag}`, `imageId:   ${pin.imageId}`,
+    `hash:      ${pin.hash}`, `sha256:    ${pin.sha256}`, `storePath: ${pin.storePath}`, ...(tarball ? [`tarball:   ${tarball}`] : []),
   ]);
 }
 

@@ -39,6 +39,8 @@ export interface PullV1Options {
   imageId?: string;
   /** Index base URL; default https://index.docker.io. May carry a path prefix, no query. */
   indexUrl?: string;
+  /** Registry base URL, overriding the index's X-Docker-Endpoints (pull.nix's registry). */
+  registryUrl?: string;
   /** Directory to create (its parent must exist; it must not exist or be empty). */
   out: string;
   /** Basic credentials for the index. */
@@ -168,7 +170,7 @@ export async function pullV1(opts: PullV1Options): Promise<PullV1Result> {
     throw new V1RegistryError(`${indexWhat}: the index sent an unusable X-Docker-Token (not printable ASCII)`, 'protocol');
   }
   session.token = token === '' ? undefined : token;
-  const registry = registryBase(headerValue(idx, 'x-docker-endpoints'), index);
+  const registry = opts.registryUrl ? joinPath(new URL(opts.registryUrl), '/v1') : registryBase(headerValue(idx, 'x-docker-endpoints'), index);
   session.registryOrigin = registry.origin;
 
   const statusError = (what: string, status: number, url: URL, notFound: string): Error => {
