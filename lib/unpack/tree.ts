@@ -1,0 +1,189 @@
+import { constants } from 'node:fs';
+import { copyFile, link, lstat, mkdir, open, symlink, unlink, type FileHandle } from 'node:fs/promises';
+import type { ArchiveEntry, EntrySink } from './entry.js';
+import { RefusedEntryError, errnoCode, shown } from './errors.js';
+import { leavesRoot } from './link-check.js';
+import { joinPath, memberPath, targetLeaves, under } from './names.js';
+
+// O_EXCL with O_CREAT never follows a symlink at the final component; O_NOFOLLOW says so twice.
+const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+const SYMLINK_MAX = 4096;
+
+/**
+ * Writes archive members below one private directory, refusing anything that could touch a
+ * path outside it:
+ * - names with `..` or a leading '/', and device nodes, FIFOs and sockets are refused;
+ * - parents are real directories this writer made or met: a member reached through a symlink
+ *   (even one pointing inside) is refused, so no write ever follows a link;
+ * - symlink targets must stay inside, checked as text here and once more by resolution at the
+ *   end ({@link checkSymlinks}), when every link exists and the output root is known;
+ * - hard links name earlier members inside the tree, never directories.
+ * Repeated names follow tar: a later member replaces an earlier file, symlink or hard link (the
+ * old name is unlinked first, never written through); directories merge; nothing replaces a
+ * directory.
+ */
+export class SafeTree implements EntrySink {
+  readonly root: Buffer;
+  /** Members delivered, of every kind. */
+  entries = 0;
+  /** Directories known to be real directories, keyed by their latin1-decoded relative path. */
+  private readonly dirs = new Set<string>(['']);
+  /** Every symlink made (also by hard-linking a symlink), for the final check. */
+  private readonly symlinks: Buffer[][] = [];
+
+  constructor(root: string) {
+    this.root = Buffer.from(root);
+  }
+
+  async add(entry: ArchiveEntry): Promise<void> {
+    this.entries++;
+    const parts = memberPath(entry.name);
+    if (typeof parts === 'string') throw new RefusedEntryError(entry.name, parts);
+    switch (entry.kind) {
+      case 'special':
+        throw new RefusedEntryError(entry.name, `${entry.what} are not allowed`);
+      case 'directory':
+        return this.directory(entry.name, parts);
+    }
+    if (parts.length === 0) throw new RefusedEntryError(entry.name, 'it names the output directory itself');
+    switch (entry.kind) {
+      case 'file':
+        return this.file(entry.name, parts, entry.executable, entry.body);
+      case 'symlink':
+        return this.symlink(entry.name, parts, entry.target);
+      case 'hardlink':
+        return this.hardlink(entry.name, parts, entry.target);
+    }
+  }
+
+  private async directory(name: Buffer, parts: Buffer[]): Promise<void> {
+    if (parts.length === 0) return;
+    await this.parents(name, parts);
+    const p = under(this.root, parts);
+    try {
+      await mkdir(p, 0o755);
+    } catch (e) {
+      if (errnoCode(e) !== 'EEXIST') throw e;
+      const st = await lstat(p);
+      if (!st.isDirectory()) {
+        await unlink(p);
+        await mkdir(p, 0o755);
+      }
+    }
+    this.dirs.add(key(parts));
+  }
+
+  private async file(name: Buffer, parts: Buffer[], executable: boolean, body: AsyncIterable<Buffer>): Promise<void> {
+    await this.parents(name, parts);
+    const p = under(this.root, parts);
+    const mode = executable ? 0o755 : 0o644;
+    const fh = await this.create(name, p, () => open(p, NEW_FILE, mode));
+    try {
+      await fh.chmod(mode); // whatever the umask
+      for await (const chunk of body) await writeAll(fh, chunk);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private async symlink(name: Buffer, parts: Buffer[], target: Buffer): Promise<void> {
+    if (target.length === 0) throw new RefusedEntryError(name, 'its symlink target is empty');
+    if (target.length > SYMLINK_MAX || target.includes(0)) throw new RefusedEntryError(name, 'its symlink target is not a valid path');
+    if (targetLeaves(parts, target)) throw new RefusedEntryError(name, `its symlink target '${shown(target)}' points outside the output`);
+    await this.parents(name, parts);
+    const p = under(this.root, parts);
+    await this.create(name, p, () => symlink(target, p));
+    this.symlinks.push(parts);
+  }
+
+  private async hardlink(name: Buffer, parts: Buffer[], target: Buffer): Promise<void> {
+    const to = memberPath(target);
+    if (typeof to === 'string') throw new RefusedEntryError(name, `its hard link target '${shown(target)}' is outside the output`);
+    if (to.length === 0) throw new RefusedEntryError(name, 'hard links to directories are not allowed');
+    const missing = `its hard link target '${shown(target)}' was not extracted before it`;
+    for (let i = 1; i < to.length; i++) {
+      const dir = to.slice(0, i);
+      if (this.dirs.has(key(dir))) continue;
+      const st = await lstat(under(this.root, dir)).catch(() => null);
+      if (st?.isSymbolicLink()) throw new RefusedEntryError(name, `its hard link target '${shown(target)}' is reached through the symlink '${shown(joinPath(dir))}'`);
+      if (!st?.isDirectory()) throw new RefusedEntryError(name, missing);
+      this.dirs.add(key(dir));
+    }
+    const from = under(this.root, to);
+    const st = await lstat(from).catch(() => null);
+    if (st === null) throw new RefusedEntryError(name, missing);
+    if (st.isDirectory()) throw new RefusedEntryError(name, 'hard links to directories are not allowed');
+    if (key(to) === key(parts)) return;
+    await this.parents(name, parts);
+    const p = under(this.root, parts);
+    await this.create(name, p, async () => {
+      try {
+        await link(from, p);
+      } catch (e) {
+        // Some file systems have no hard links (or a link count limit): a copy hashes the same.
+        const code = errnoCode(e);
+        if (!st.isFile() || (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EMLINK' && code !== 'EOPNOTSUPP')) throw e;
+        await copyFile(from, p, constants.COPYFILE_EXCL);
+      }
+    });
+    if (st.isSymbolicLink()) this.symlinks.push(parts);
+  }
+
+  /** Makes sure every parent of `parts` is a real directory, creating missing ones. */
+  private async parents(name: Buffer, parts: Buffer[]): Promise<void> {
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i);
+      const k = key(dir);
+      if (this.dirs.has(k)) continue;
+      const p = under(this.root, dir);
+      try {
+        await mkdir(p, 0o755);
+      } catch (e) {
+        if (errnoCode(e) !== 'EEXIST') throw e;
+        const st = await lstat(p);
+        if (st.isSymbolicLink()) throw new RefusedEntryError(name, `it would be written through the symlink '${shown(joinPath(dir))}'`);
+        if (!st.isDirectory()) throw new RefusedEntryError(name, `its parent '${shown(joinPath(dir))}' is not a directory`);
+      }
+      this.dirs.add(k);
+    }
+  }
+
+  /** Runs `make`; if the name is taken by an earlier non-directory, unlinks that and retries. */
+  private async create<T>(name: Buffer, p: Buffer, make: () => Promise<T>): Promise<T> {
+    try {
+      return await make();
+    } catch (e) {
+      if (errnoCode(e) !== 'EEXIST') throw e;
+    }
+    const st = await lstat(p);
+    if (st.isDirectory()) throw new RefusedEntryError(name, 'it would replace a directory extracted before it');
+    await unlink(p);
+    return make();
+  }
+
+  /**
+   * Resolves every symlink made, relative to the output root that will be kept (`rootParts`
+   * below this tree's root: the stripped top-level directory, or nothing), and refuses any that
+   * leaves it.
+   */
+  async checkSymlinks(rootParts: readonly Buffer[]): Promise<void> {
+    const root = under(this.root, rootParts);
+    for (const parts of this.symlinks) {
+      const rel = parts.slice(rootParts.length);
+      const st = await lstat(under(root, rel)).catch(() => null);
+      if (!st?.isSymbolicLink()) continue; // replaced by a later member
+      if (await leavesRoot(root, rel)) throw new RefusedEntryError(joinPath(parts), 'its symlink target resolves outside the output');
+    }
+  }
+}
+
+function key(parts: readonly Buffer[]): string {
+  return joinPath(parts).toString('latin1');
+}
+
+async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
+  for (let off = 0; off < chunk.length; ) {
+    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+    off += bytesWritten;
+  }
+}
