@@ -1,7 +1,11 @@
 import { chmodSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { downloadToFile, redactUrl } from '../fetch/index.js';
-import type { Hash } from '../hash/index.js';
+import { openDownload, redactUrl, type FetchOptions } from '../fetch/index.js';
+import { Hash } from '../hash/index.js';
+import { RegularFileNarHasher } from '../nar/index.js';
+import type { BuildOutcome } from '../recipe/index.js';
 import { FETCHER_IMPURE_ENV_VARS, makeRecipe, type Builder, type Recipe } from '../recipe/index.js';
 import { sanitizeStoreName } from '../store/index.js';
 
@@ -45,27 +49,69 @@ export function fetchUrlRecipe(spec: FetchUrlSpec): Recipe {
   return makeRecipe(spec.hash ? { ...base, outputHash: { algo: spec.hash.algo, mode: outputModeOf(spec), hash: spec.hash.sri } } : base);
 }
 
+/**
+ * Streams `url` into `dest`, computing the flat sha256 and — when the server announced the size —
+ * the NAR hash of the file in the same pass, so realise() need not read the file again.
+ */
+async function downloadHashed(url: string, dest: string, executable: boolean, opts: FetchOptions): Promise<Pick<BuildOutcome, 'flatSha256' | 'nar'>> {
+  const fh = await open(dest, 'w', 0o644);
+  try {
+    let flat = createHash('sha256');
+    let nar: RegularFileNarHasher | undefined;
+    let pos = 0;
+    const dl = await openDownload(url, {
+      ...opts,
+      onRestart: async () => {
+        await fh.truncate(0);
+        pos = 0;
+        flat = createHash('sha256');
+        nar = dl.total !== undefined ? new RegularFileNarHasher(dl.total, executable) : undefined;
+      },
+    });
+    if (dl.total !== undefined) nar = new RegularFileNarHasher(dl.total, executable);
+    for await (const chunk of dl) {
+      flat.update(chunk);
+      nar?.update(chunk);
+      for (let off = 0; off < chunk.length;) {
+        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos);
+        off += bytesWritten;
+        pos += bytesWritten;
+      }
+    }
+    const flatSha256 = new Hash('sha256', flat.digest());
+    try {
+      return nar ? { flatSha256, nar: nar.digest() } : { flatSha256 };
+    } catch {
+      return { flatSha256 }; // the announced size was wrong: realise() hashes the file itself
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
 export const fetchUrlBuilder: Builder = async (ctx) => {
   const { url, unpack, executable, curlOpts } = ctx.recipe.args as { url: string; unpack: boolean; executable: boolean; curlOpts: string };
   const shown = redactUrl(url);
   const download = unpack ? join(ctx.tmp, 'download') : ctx.out;
   ctx.progress.start(url, shown);
+  let hashes: Pick<BuildOutcome, 'flatSha256' | 'nar'>;
   try {
-    const opts = {
+    hashes = await downloadHashed(url, download, executable, {
       env: ctx.env,
       ...(curlOpts ? { curlOpts } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       onProgress: (received: number, total: number | undefined) => ctx.progress.update(url, received, total),
-    };
-    await downloadToFile(url, download, 'sha256', opts);
+    });
   } finally {
     ctx.progress.finish(url);
   }
-  if (unpack) {
-    // Loaded only when asked for: the decompressors are not needed by plain downloads.
-    const { unpackArchive } = await import('../unpack/index.js');
-    await unpackArchive(download, ctx.out, { stripOneTopLevel: true });
-  } else if (executable) {
-    chmodSync(ctx.out, 0o755);
+  if (!unpack) {
+    if (executable) chmodSync(ctx.out, 0o755);
+    // A flat output's declared hash is the flat one; an --executable one is hashed as a NAR.
+    return executable ? (hashes.nar ? { nar: hashes.nar } : {}) : hashes;
   }
+  // Loaded only when asked for: the decompressors are not needed by plain downloads.
+  const { unpackArchive } = await import('../unpack/index.js');
+  await unpackArchive(download, ctx.out, { stripOneTopLevel: true });
+  return {};
 };

@@ -95,8 +95,8 @@ interface OutputHashes {
 /** Hashes `out` as the recipe declares; flat files get their NAR hash from the same read. */
 async function hashOutput(recipe: Recipe, out: string, outcome: BuildOutcome = {}): Promise<OutputHashes> {
   const oh = recipe.outputHash!;
-  if (oh.mode === 'flat' && oh.algo === 'sha256' && outcome.flatSha256 && outcome.nar) {
-    return { declared: outcome.flatSha256, nar: outcome.nar };
+  if (oh.mode === 'flat' && oh.algo === 'sha256' && outcome.flatSha256) {
+    return { declared: outcome.flatSha256, nar: outcome.nar ?? (await hashPath(out)) };
   }
   if (oh.mode === 'recursive' && oh.algo === 'sha256' && outcome.nar) return { declared: outcome.nar.hash, nar: outcome.nar };
   if (oh.mode === 'flat') {
