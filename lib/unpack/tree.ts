@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { copyFile, link, lstat, mkdir, open, symlink, unlink, type FileHandle } from 'node:fs/promises';
+import { copyFile, link, lstat, mkdir, open, readlink, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import type { ArchiveEntry, EntrySink } from './entry.js';
 import { RefusedEntryError, errnoCode, shown } from './errors.js';
 import { leavesRoot } from './link-check.js';
@@ -172,7 +172,10 @@ export class SafeTree implements EntrySink {
       const rel = parts.slice(rootParts.length);
       const st = await lstat(under(root, rel)).catch(() => null);
       if (!st?.isSymbolicLink()) continue; // replaced by a later member
-      if (await leavesRoot(root, rel)) throw new RefusedEntryError(joinPath(parts), 'its symlink target resolves outside the output');
+      if (await leavesRoot(root, rel)) {
+        const target = await readlink(under(root, rel), { encoding: 'buffer' });
+        throw new RefusedEntryError(joinPath(parts), `its symlink target '${shown(target)}' resolves outside the output`);
+      }
     }
   }
 }
