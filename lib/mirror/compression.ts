@@ -1,0 +1,187 @@
+// NAR compression for binary caches, always as streams. xz: lzma-native (liblzma, the project's
+// shared xz choice; multi-threaded encoder). zstd: @mongodb-js/zstd compresses independent
+// frames of BLOCK bytes on libuv's thread pool (like pzstd), fzstd decodes any frame sequence.
+import { availableParallelism } from 'node:os';
+import { createRequire } from 'node:module';
+import { Transform, type TransformCallback } from 'node:stream';
+import { createBrotliDecompress } from 'node:zlib';
+import { compress as zstdCompress } from '@mongodb-js/zstd';
+import { Decompress } from 'fzstd';
+
+export type Compression = 'none' | 'xz' | 'zstd';
+export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
+/** zstd: fast to write and read, and Nix (2.8 tested) reads it. `--compression xz` for older Nix. */
+export const DEFAULT_COMPRESSION: Compression = 'zstd';
+
+export function isCompression(s: string): s is Compression {
+  return (COMPRESSIONS as readonly string[]).includes(s);
+}
+
+/** File name suffix Nix uses after `.nar`. */
+export function narExtension(c: Compression): string {
+  return c === 'xz' ? '.xz' : c === 'zstd' ? '.zst' : '';
+}
+
+/** The compression a NAR URL's suffix implies. */
+export function compressionOfUrl(url: string): Compression | undefined {
+  if (url.endsWith('.nar')) return 'none';
+  if (url.endsWith('.nar.xz')) return 'xz';
+  if (url.endsWith('.nar.zst')) return 'zstd';
+  return undefined;
+}
+
+interface LzmaNative {
+  createCompressor(opts: { preset: number; threads?: number; check: number }): Transform;
+  createDecompressor(opts?: Record<string, never>): Transform;
+  CHECK_CRC64: number;
+}
+let lzma: LzmaNative | undefined;
+function lzmaNative(): LzmaNative {
+  // A CommonJS addon without type declarations; loaded only when xz is used.
+  lzma ??= createRequire(import.meta.url)('lzma-native') as LzmaNative;
+  return lzma;
+}
+
+const WORKERS = Math.max(1, Math.min(4, availableParallelism()));
+
+/**
+ * lzma-native's streams come from readable-stream 3, which Node's pipeline() cannot drive from
+ * an async-generator source (it waits for a drain that never comes). This adapter is a plain
+ * Node Transform around one, with back-pressure both ways.
+ */
+class Adapted extends Transform {
+  private waiting: TransformCallback | undefined;
+  constructor(private readonly inner: Transform) {
+    super();
+    inner.on('data', (d: Buffer) => {
+      if (!this.push(d)) inner.pause();
+    });
+    inner.on('error', (e: Error) => this.destroy(e));
+    inner.on('end', () => {
+      const cb = this.waiting;
+      this.waiting = undefined;
+      cb?.();
+    });
+  }
+  override _read(size: number): void {
+    this.inner.resume();
+    super._read(size);
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.inner.write(chunk, (err) => done(err ?? undefined));
+  }
+  override _flush(done: TransformCallback): void {
+    this.waiting = done;
+    this.inner.end();
+  }
+  override _destroy(err: Error | null, done: (error?: Error | null) => void): void {
+    this.inner.destroy();
+    done(err);
+  }
+}
+
+/** xz at Nix's default preset 6 with CRC64, on as many threads as there are cores (≤ 4). */
+function xzCompressor(level = 6): Transform {
+  const lz = lzmaNative();
+  return new Adapted(lz.createCompressor({ preset: level, check: lz.CHECK_CRC64, ...(WORKERS > 1 ? { threads: WORKERS } : {}) }));
+}
+
+const ZSTD_BLOCK = 8 << 20;
+
+/**
+ * zstd as a sequence of independent frames, each of up to ZSTD_BLOCK input bytes, compressed
+ * WORKERS at a time off the main thread. Memory stays bounded at about 2 × WORKERS blocks.
+ * Input is copied into the block buffer, so callers may reuse their chunks once a write returns.
+ */
+class ZstdCompressStream extends Transform {
+  private block = Buffer.allocUnsafe(ZSTD_BLOCK);
+  private filled = 0;
+  private submitted = 0;
+  private readonly inflight: Promise<Buffer>[] = [];
+
+  constructor(private readonly level: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.absorb(chunk).then(() => done(), done);
+  }
+
+  private async absorb(chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(ZSTD_BLOCK - this.filled, chunk.length - off);
+      chunk.copy(this.block, this.filled, off, off + n);
+      this.filled += n;
+      off += n;
+      if (this.filled === ZSTD_BLOCK) await this.submit();
+    }
+  }
+
+  private async submit(): Promise<void> {
+    const p = zstdCompress(this.block.subarray(0, this.filled), this.level);
+    p.catch(() => undefined); // observed when awaited below; avoids an unhandled rejection meanwhile
+    this.inflight.push(p);
+    this.submitted++;
+    this.block = Buffer.allocUnsafe(ZSTD_BLOCK);
+    this.filled = 0;
+    while (this.inflight.length >= WORKERS) this.push(await this.inflight.shift()!);
+  }
+
+  override _flush(done: TransformCallback): void {
+    (async () => {
+      if (this.filled > 0 || this.submitted === 0) await this.submit();
+      while (this.inflight.length) this.push(await this.inflight.shift()!);
+    })().then(() => done(), done);
+  }
+}
+
+/** Streaming zstd decoding of any sequence of frames (fzstd). */
+class ZstdDecompressStream extends Transform {
+  private readonly inner = new Decompress((chunk) => {
+    // fzstd reuses its window, so what goes downstream must be a copy.
+    if (chunk.length) this.push(Buffer.from(chunk));
+  });
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    try {
+      this.inner.push(chunk);
+      done();
+    } catch (e) {
+      done(new Error(`invalid zstd data: ${(e as Error).message}`));
+    }
+  }
+
+  override _flush(done: TransformCallback): void {
+    try {
+      this.inner.push(new Uint8Array(0), true);
+      done();
+    } catch (e) {
+      done(new Error(`invalid or truncated zstd data: ${(e as Error).message}`));
+    }
+  }
+}
+
+/** A compressing transform, or undefined for `none`. */
+export function compressor(c: Compression, level?: number): Transform | undefined {
+  if (c === 'none') return undefined;
+  if (c === 'xz') return xzCompressor(level);
+  return new ZstdCompressStream(level ?? 3);
+}
+
+/** A decompressing transform for a narinfo's `Compression` value, or undefined for `none`. */
+export function decompressor(method: string, where: string): Transform | undefined {
+  switch (method) {
+    case 'none':
+    case '':
+      return undefined;
+    case 'xz':
+      return new Adapted(lzmaNative().createDecompressor());
+    case 'zstd':
+      return new ZstdDecompressStream();
+    case 'br':
+      return createBrotliDecompress();
+    default:
+      throw new Error(`${where}: compression '${method}' is not supported (xz, zstd, br and none are)`);
+  }
+}

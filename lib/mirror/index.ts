@@ -1,0 +1,24 @@
+/** lib/mirror: Nix binary caches (export, import, signing, serving, substitution) and export-format bundles. */
+export { readBundle, writeBundle, writeBundleFile, EXPORT_MAGIC } from './bundle.js';
+export type { ReadBundleOptions } from './bundle.js';
+export { openCache } from './cache-source.js';
+export type { BinaryCache } from './cache-source.js';
+export { COMPRESSIONS, DEFAULT_COMPRESSION, compressor, decompressor, isCompression, narExtension } from './compression.js';
+export type { Compression } from './compression.js';
+export { loadMirrorConfig, mirrorConfigPath, parseTrustedKeys } from './config.js';
+export type { MirrorConfig, MirrorConfigOverrides } from './config.js';
+export { checkContentAddressPath, inferContentAddress, parseContentAddress } from './content-address.js';
+export { exportToCache, prepareCacheDir } from './export.js';
+export type { ExportOptions, ExportedPath } from './export.js';
+export { fetchNar, importFromCache, readNarInfo } from './import.js';
+export type { ImportOptions, ImportedPath } from './import.js';
+export { formatPublicKey, formatSecretKey, generateKeyPair, parsePublicKey, parseSecretKey, signText, verifyText } from './keys.js';
+export type { PublicKey, SecretKey } from './keys.js';
+export { fingerprint, formatCacheInfo, formatNarInfo, narInfoFingerprint, parseNarInfo, unsafeUrlReason } from './narinfo.js';
+export type { NarInfo } from './narinfo.js';
+export { resolvePathArgs } from './resolve.js';
+export type { RefResolver } from './resolve.js';
+export { serveStore } from './server.js';
+export type { CacheServer, ServeOptions } from './server.js';
+export { binaryCacheSubstituter, substituteFromCaches } from './substituter.js';
+export type { SubstituteOptions } from './substituter.js';

@@ -1,0 +1,90 @@
+// Binary caches as a source of store paths: directly into the store with full metadata
+// (substituteFromCaches), or as a realise() Substituter that restores a fixed output to `out`.
+import { rmSync } from 'node:fs';
+import type { FetchOptions } from '../fetch/index.js';
+import type { Recipe, SubstituteContext, Substituter } from '../recipe/index.js';
+import { parseStorePath, type LocalStore, type PathInfo } from '../store/index.js';
+import { openCache } from './cache-source.js';
+import type { MirrorConfig } from './config.js';
+import { parseTrustedKeys } from './config.js';
+import { checkContentAddressContent, checkContentAddressPath } from './content-address.js';
+import { checkCacheStoreDir, checkSignature, fetchNar, importFromCache, readNarInfo, type ImportOptions } from './import.js';
+
+export interface SubstituteOptions {
+  /** Default true: refuse narinfos without a valid signature by one of the trusted keys. */
+  checkSigs?: boolean;
+  env?: NodeJS.ProcessEnv;
+  log?: (line: string) => void;
+  fetch?: FetchOptions;
+}
+
+/**
+ * Makes `storePath` (and its closure) valid by importing it from the first cache that has it,
+ * with its narinfo's references, signatures, CA and deriver. Returns the registered info, or
+ * undefined when no cache could supply a good copy (each failure is logged). The caller must
+ * not hold the lock of `storePath` (import takes it to register).
+ */
+export async function substituteFromCaches(
+  store: LocalStore, storePath: string, caches: readonly string[], trustedKeys: readonly string[], opts: SubstituteOptions = {},
+): Promise<PathInfo | undefined> {
+  const have = store.pathInfo(storePath);
+  if (have) return have;
+  const hashPart = parseStorePath(storePath, store.storeDir).hashPart;
+  const importOpts: ImportOptions = { trustedKeys: parseTrustedKeys(trustedKeys), checkSigs: opts.checkSigs ?? true };
+  if (opts.log) importOpts.log = opts.log;
+  for (const spec of caches) {
+    try {
+      const cache = openCache(spec, { env: opts.env ?? process.env, ...opts.fetch });
+      if (!(await readNarInfo(cache, hashPart, store.storeDir))) continue;
+      await importFromCache(store, cache, [storePath], importOpts);
+      return store.requireInfo(storePath);
+    } catch (e) {
+      opts.log?.(`binary cache ${spec}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A realise() substituter over binary caches. It checks the narinfo's signature, that its CA
+ * addresses the wanted path, and the NAR's hashes, then restores the NAR to `out`; realise()
+ * re-checks the declared hash and registers. A narinfo with references is skipped: realise()
+ * registers fixed outputs without references (use substituteFromCaches for such paths).
+ */
+export function binaryCacheSubstituter(cfg: Pick<MirrorConfig, 'substituters' | 'trustedPublicKeys' | 'requireSigs'>, fetch: FetchOptions = {}): Substituter {
+  const keys = parseTrustedKeys(cfg.trustedPublicKeys);
+  return {
+    name: 'binary caches',
+    async substitute(storePath: string, _recipe: Recipe, out: string, ctx: SubstituteContext): Promise<boolean> {
+      const hashPart = parseStorePath(storePath, ctx.store.storeDir).hashPart;
+      for (const spec of cfg.substituters) {
+        try {
+          const cache = openCache(spec, { env: ctx.env, ...fetch });
+          await checkCacheStoreDir(cache, ctx.store.storeDir);
+          const ni = await readNarInfo(cache, hashPart, ctx.store.storeDir);
+          if (!ni) continue;
+          const where = `${cache.display}/${hashPart}.narinfo`;
+          if (ni.storePath !== storePath) throw new Error(`${where} describes ${ni.storePath}, not ${storePath}`);
+          if (ni.references.some((r) => r !== storePath)) {
+            ctx.log(`${where}: ${storePath} has references; a fixed output cannot be substituted with them`);
+            continue;
+          }
+          checkSignature(ni, where, { trustedKeys: keys, checkSigs: cfg.requireSigs });
+          const ca = ni.ca ? checkContentAddressPath(storePath, ni.ca, ni.references, ctx.store.storeDir, where) : undefined;
+          ctx.progress.start(storePath, `${hashPart.slice(0, 8)} from ${cache.display}`, ni.narSize);
+          try {
+            await fetchNar(cache, ni, out, (n) => ctx.progress.update(storePath, n));
+          } finally {
+            ctx.progress.finish(storePath);
+          }
+          if (ca) await checkContentAddressContent(ca, ni.narHash, out, where);
+          return true;
+        } catch (e) {
+          rmSync(out, { recursive: true, force: true });
+          ctx.log(`binary cache ${spec}: ${(e as Error).message.split('\n')[0]}`);
+        }
+      }
+      return false;
+    },
+  };
+}
