@@ -4,6 +4,7 @@ import { hashCommand } from './commands/hash.js';
 import { narCommand } from './commands/nar.js';
 import { storeCommand } from './commands/store.js';
 import { urlCommand } from './commands/url.js';
+import { mirrorCommand } from './commands/mirror.js';
 import { defaultPullCommand, pullCommand } from './commands/pull.js';
 import { EXIT, UserError } from './errors.js';
 
@@ -20,6 +21,7 @@ export async function runApp(): Promise<void> {
     .command(storeCommand)
     .command(urlCommand)
     .command(pullCommand)
+    .command(mirrorCommand)
     .command(defaultPullCommand)
     .strict()
     .recommendCommands()
