@@ -104,9 +104,10 @@ export async function readBundle(store: LocalStore, input: AsyncIterable<Uint8Ar
   const results: ImportedPath[] = [];
   for (let index = 1; ; index++) {
     const at = r.offset;
-    const marker = await r.readInt();
+    const m = await r.read(8);
+    const marker = m.readUInt32LE(4) === 0 ? m.readUInt32LE(0) : -1;
     if (marker === 0) break;
-    if (marker !== 1) throw new Error(`${where}: expected 1 or 0 at byte ${at}, found ${marker} (not a nix-store --export stream?)`);
+    if (marker !== 1) throw new Error(`${where}: expected 1 or 0 at byte ${at}, found ${m.toString('hex')} (not a nix-store --export stream?)`);
     const tmp = store.makeTempDir('unbundle');
     const out = join(tmp, 'out');
     try {
