@@ -5,7 +5,8 @@ import { closeSync, createWriteStream, fsyncSync, openSync, renameSync, rmSync }
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { Hash, parseHash } from '../hash/index.js';
-import { dumpPath, encodeStr, restoreNar } from '../nar/index.js';
+import { dumpPath, encodeStr } from '../nar/index.js';
+import { restoreNarQuickly } from './restore.js';
 import { SILENT_PROGRESS, type ProgressSink } from '../recipe/index.js';
 import { fsyncDir, isStorePath, parseStorePath, type LocalStore } from '../store/index.js';
 import { ByteReader } from './byte-reader.js';
@@ -124,7 +125,7 @@ export async function readBundle(store: LocalStore, input: AsyncIterable<Uint8Ar
         }
       };
       try {
-        await restoreNar(hashed(), out);
+        await restoreNarQuickly(hashed(), out);
       } catch (e) {
         throw new Error(`${where}: entry ${index} (at byte ${at}): ${(e as Error).message}`);
       } finally {

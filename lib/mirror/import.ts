@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Hash } from '../hash/index.js';
-import { restoreNar } from '../nar/index.js';
+import { restoreNarQuickly } from './restore.js';
 import { SILENT_PROGRESS, type ProgressSink } from '../recipe/index.js';
 import { parseStorePath, type LocalStore } from '../store/index.js';
 import type { BinaryCache } from './cache-source.js';
@@ -118,7 +118,7 @@ export async function fetchNar(cache: BinaryCache, ni: NarInfo, dest: string, on
         yield c;
       }
     };
-    await restoreNar(narBytes(), dest);
+    await restoreNarQuickly(narBytes(), dest);
     if (ni.fileSize !== undefined && fileSize !== ni.fileSize) throw new Error(`file is ${fileSize} bytes, its FileSize says ${ni.fileSize} (truncated?)`);
     if (ni.fileHash) {
       const got = new Hash('sha256', fileH.digest());
