@@ -1,0 +1,106 @@
+// Issue 6 part 6's benchmark: `fetch-image mirror sync` against `skopeo copy docker:// docker://`
+// between two local registries (Debian's docker-registry), a five-layer ~100 MB image. Before
+// every run the destination registry is restarted on an empty data directory, so that both
+// tools really upload every byte.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeImage, pushImage } from '../store-fixtures/images/index.js';
+import { freePort, waitForPort } from '../test/helpers/net.js';
+import { compare, type Comparison } from './measure.js';
+
+const DIST = join(process.cwd(), 'dist');
+const LAYERS = 5;
+const LAYER_BYTES = 20 * 1000 * 1000;
+
+interface Served {
+  host: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Stops, empties the data directory and starts again on the same port. */
+  reset(): Promise<void>;
+}
+
+/** A docker-registry with its data in `dir`, on a fixed free port so restarts keep the address. */
+async function serve(dir: string): Promise<Served> {
+  const port = await freePort();
+  const data = join(dir, 'data');
+  mkdirSync(dir, { recursive: true });
+  const config = join(dir, 'config.yml');
+  writeFileSync(config, [
+    'version: 0.1', 'log: {level: error}', `storage: {filesystem: {rootdirectory: ${data}}, delete: {enabled: true}}`,
+    `http: {addr: 127.0.0.1:${port}, secret: fetch-image-bench}`, '',
+  ].join('\n'));
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const s: Served = {
+    host: `127.0.0.1:${port}`,
+    async start() {
+      const c = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'ignore'] });
+      child = c;
+      exited = new Promise((resolve) => c.once('close', () => resolve()));
+      await waitForPort(port);
+    },
+    async stop() {
+      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+      child = undefined;
+    },
+    async reset() {
+      await s.stop();
+      rmSync(data, { recursive: true, force: true });
+      await s.start();
+    },
+  };
+  await s.start();
+  return s;
+}
+
+/**
+ * How to run `mirror sync`: the real CLI once `mirror` has the `sync` subcommand, else a small
+ * entry that mounts syncCommand the same way (yargs, global --json/--quiet, one-line errors).
+ */
+function cliCommand(work: string): string {
+  const main = join(DIST, 'cli/main.js');
+  const help = spawnSync('node', [main, 'mirror', 'sync', '--help'], { encoding: 'utf8' });
+  if (help.status === 0 && help.stdout.includes('--all-platforms')) return `node ${main} mirror sync`;
+  const entry = join(work, 'sync-cli.mjs');
+  writeFileSync(entry, [
+    `import yargs from ${JSON.stringify(import.meta.resolve('yargs'))};`,
+    `import { syncCommand } from ${JSON.stringify(join(DIST, 'cli/commands/sync.js'))};`,
+    `try {`,
+    `  await yargs(process.argv.slice(2)).option('json', { type: 'boolean' }).option('quiet', { type: 'boolean' })`,
+    `    .command('mirror', 'mirror', (y) => y.command(syncCommand).demandCommand(1)).strict().parseAsync();`,
+    `} catch (e) { process.stderr.write('error: ' + e.message + '\\n'); process.exit(e.exitCode ?? 1); }`,
+    '',
+  ].join('\n'));
+  return `node ${entry} mirror sync`;
+}
+
+export async function benchSync(work: string): Promise<Comparison[]> {
+  mkdirSync(work, { recursive: true });
+  const layout = join(work, 'image');
+  if (!existsSync(join(layout, 'index.json'))) {
+    await makeImage(layout, {
+      layers: Array.from({ length: LAYERS }, (_, i) => ({ compression: 'none' as const, entries: [{ type: 'random' as const, path: `layer${i}.bin`, size: LAYER_BYTES, seed: 101 + i }] })),
+    }, 'v1');
+  }
+  const src = await serve(join(work, 'src'));
+  const dest = await serve(join(work, 'dest'));
+  try {
+    await pushImage(layout, `http://${src.host}`, 'bench/app', 'v1');
+    const cli = cliCommand(work);
+    const ref = `${src.host}/bench/app:v1`;
+    console.log(`sync: ${LAYERS} layers of ${LAYER_BYTES / 1e6} MB, ${src.host} → ${dest.host}`);
+    const row = await compare(
+      `mirror sync (${LAYERS} × ${LAYER_BYTES / 1e6} MB)`,
+      `${cli} --quiet --src-tls-verify=false --dest-tls-verify=false ${ref} ${dest.host}/bench/app`,
+      `skopeo copy -q --src-tls-verify=false --dest-tls-verify=false docker://${ref} docker://${dest.host}/bench/app:v1`,
+      { target: '≤ 0.8×', setup: () => dest.reset() },
+    );
+    return [row];
+  } finally {
+    await dest.stop();
+    await src.stop();
+  }
+}

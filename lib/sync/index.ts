@@ -1,0 +1,13 @@
+/** lib/sync: copy images between v2/OCI registries with the upload API, digests preserved. */
+export { syncImages } from './sync.js';
+export type {
+  BlobAction, BlobReport, ImageReport, ManifestReport, SyncOptions, SyncProgress, SyncSource, SyncSummary,
+} from './sync.js';
+export { parseDestination, targetFor } from './destination.js';
+export type { Destination, SourceShape, Target } from './destination.js';
+export { parseListFile, parseSize } from './list-file.js';
+export type { ListEntry } from './list-file.js';
+export { isNonDistributable } from './plan.js';
+export { receivedBytes } from './blobs.js';
+export { nextLink } from './tags.js';
+export type { HostOptions } from './host.js';
