@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Argv, CommandModule } from 'yargs';
-import { parsePlatform, type Platform } from '../../lib/registry/index.js';
+import { parseCreds, parsePlatform, type Credentials, type Platform } from '../../lib/registry/index.js';
 import { parseListFile, parseSize, syncImages, type ImageReport, type SyncSource, type SyncSummary } from '../../lib/sync/index.js';
 import { emit, note, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
@@ -11,7 +11,8 @@ interface SyncArgs extends GlobalArgs {
   dest?: string;
   allTags?: boolean;
   allPlatforms?: boolean;
-  platform?: string[];
+  /** Repeatable: one string, or several as an array (not greedy: positionals may follow). */
+  platform?: string | string[];
   dryRun?: boolean;
   chunkSize?: string;
   jobs: number;
@@ -45,7 +46,7 @@ function endpoints(a: SyncArgs): { source: { kind: SyncSource['kind']; reference
 }
 
 function platformsOf(a: SyncArgs): 'all' | Platform[] | undefined {
-  const given = a.platform ?? [];
+  const given = a.platform === undefined ? [] : ([] as string[]).concat(a.platform);
   if (a.allPlatforms && given.length) throw usage('give either --all-platforms or --platform, not both');
   if (a.allPlatforms) return 'all';
   if (!given.length) return undefined;
@@ -53,6 +54,16 @@ function platformsOf(a: SyncArgs): 'all' | Platform[] | undefined {
     return given.map((p) => parsePlatform(p));
   } catch (e) {
     throw usage(`--platform: ${(e as Error).message}`);
+  }
+}
+
+/** `--src-creds`/`--dest-creds`, labelled with the flag so that a refusal names it (never the value). */
+function credsOf(value: string | undefined, flag: string): { credentials: Credentials } | Record<string, never> {
+  if (value === undefined) return {};
+  try {
+    return { credentials: { ...parseCreds(value), source: flag } };
+  } catch {
+    throw usage(`invalid ${flag}: expected USERNAME:PASSWORD`);
   }
 }
 
@@ -83,6 +94,8 @@ async function syncHandler(a: SyncArgs): Promise<void> {
   if (!Number.isInteger(a.jobs) || a.jobs < 1) throw usage(`--jobs must be a positive integer, got ${a.jobs}`);
   const { source, dest } = endpoints(a);
   const platforms = platformsOf(a);
+  const srcCreds = credsOf(a.srcCreds, '--src-creds');
+  const destCreds = credsOf(a.destCreds, '--dest-creds');
   let chunkSize = 0;
   if (a.chunkSize !== undefined) {
     try {
@@ -117,8 +130,8 @@ async function syncHandler(a: SyncArgs): Promise<void> {
       dryRun: a.dryRun ?? false,
       chunkSize,
       jobs: a.jobs,
-      src: { tlsVerify: a.srcTlsVerify, ...(a.srcCreds ? { creds: a.srcCreds } : {}), ...(a.srcCertFile ? { caFile: a.srcCertFile } : {}) },
-      dest: { tlsVerify: a.destTlsVerify, ...(a.destCreds ? { creds: a.destCreds } : {}), ...(a.destCertFile ? { caFile: a.destCertFile } : {}) },
+      src: { tlsVerify: a.srcTlsVerify, ...srcCreds, ...(a.srcCertFile ? { caFile: a.srcCertFile } : {}) },
+      dest: { tlsVerify: a.destTlsVerify, ...destCreds, ...(a.destCertFile ? { caFile: a.destCertFile } : {}) },
       progress: terminalProgress(a),
       log: (l) => note(a, `note: ${l}`),
     });
@@ -139,7 +152,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       .option('all-tags', { type: 'boolean', describe: 'copy every tag of the SRC repository' })
       .option('list', { type: 'string', describe: 'file of pinned images, one name[:tag]@sha256:… per line (# comments)' })
       .option('all-platforms', { type: 'boolean', describe: 'copy whole multi-platform indexes (their digests are kept)' })
-      .option('platform', { type: 'string', array: true, describe: 'os/arch[/variant] to keep from an index (repeatable); default linux/<this machine>' })
+      .option('platform', { type: 'string', describe: 'os/arch[/variant] to keep from an index (repeatable); default linux/<this machine>' })
       .option('dry-run', { type: 'boolean', describe: 'show what would be sent, mounted and skipped; write nothing' })
       .option('chunk-size', { type: 'string', describe: 'upload in PATCH chunks of this size (8M, 512K); default one streamed PUT per blob' })
       .option('jobs', { type: 'number', default: 4, describe: 'blobs copied in parallel' })
