@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Hash } from '../hash/index.js';
+import { mapLimit } from './parallel.js';
 import { restoreNarQuickly } from './restore.js';
 import { SILENT_PROGRESS, type ProgressSink } from '../recipe/index.js';
 import { parseStorePath, type LocalStore } from '../store/index.js';
@@ -172,8 +173,8 @@ async function fetchAndRegister(store: LocalStore, cache: BinaryCache, plan: rea
   const progress = opts.progress ?? SILENT_PROGRESS;
   const temps: string[] = [];
   try {
-    const fetched: { ni: NarInfo; out: string }[] = [];
-    for (const { ni, where } of plan) {
+    // Two downloads at a time overlap one's network or disk waits with the other's decoding.
+    const fetched = await mapLimit(plan, 2, async ({ ni, where }) => {
       const tmp = store.makeTempDir('import');
       temps.push(tmp);
       const out = join(tmp, 'out');
@@ -187,21 +188,28 @@ async function fetchAndRegister(store: LocalStore, cache: BinaryCache, plan: rea
         const ca = checkContentAddressPath(ni.storePath, ni.ca, ni.references, store.storeDir, where);
         await checkContentAddressContent(ca, ni.narHash, out, where);
       }
-      fetched.push({ ni, out });
-    }
-    const registered: string[] = [];
-    for (const { ni, out } of fetched) {
-      const lock = await store.lockPath(ni.storePath);
-      try {
-        const opts2 = { references: ni.references, signatures: ni.sigs, narHash: ni.narHash, narSize: ni.narSize };
-        await store.register(ni.storePath, out, { ...opts2, ...(ni.ca ? { ca: ni.ca } : {}), ...(ni.deriver ? { deriver: ni.deriver } : {}) });
-      } finally {
-        lock.release();
-      }
-      opts.log?.(`imported ${ni.storePath}`);
-      registered.push(ni.storePath);
-    }
-    return registered;
+      return { ni, out };
+    });
+    // Independent paths register concurrently; a path waits for its references, so a valid
+    // path never refers to one that is not valid yet.
+    const registering = new Map<string, Promise<void>>();
+    await mapLimit(fetched, 4, async ({ ni, out }) => {
+      const task = (async () => {
+        await Promise.all(ni.references.filter((r) => r !== ni.storePath).map((r) => registering.get(r)));
+        const lock = await store.lockPath(ni.storePath);
+        try {
+          const base = { references: ni.references, signatures: ni.sigs, narHash: ni.narHash, narSize: ni.narSize };
+          await store.register(ni.storePath, out, { ...base, ...(ni.ca ? { ca: ni.ca } : {}), ...(ni.deriver ? { deriver: ni.deriver } : {}) });
+        } finally {
+          lock.release();
+        }
+        opts.log?.(`imported ${ni.storePath}`);
+      })();
+      task.catch(() => undefined); // a dependent awaiting it reports the failure too; mapLimit reports the first
+      registering.set(ni.storePath, task);
+      await task;
+    });
+    return fetched.map((f) => f.ni.storePath);
   } finally {
     for (const t of temps) rmSync(t, { recursive: true, force: true });
   }
