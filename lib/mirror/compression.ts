@@ -1,12 +1,12 @@
 // NAR compression for binary caches, always as streams. xz: lzma-native (liblzma, the project's
 // shared xz choice; multi-threaded encoder). zstd: @mongodb-js/zstd compresses independent
-// frames of BLOCK bytes on libuv's thread pool (like pzstd), fzstd decodes any frame sequence.
+// frames of ZSTD_BLOCK bytes on libuv's thread pool (like pzstd); see zstd-frames.ts for decoding.
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Transform, type TransformCallback } from 'node:stream';
 import { createBrotliDecompress } from 'node:zlib';
 import { compress as zstdCompress } from '@mongodb-js/zstd';
-import { Decompress } from 'fzstd';
+import { ZstdDecompressStream } from './zstd-frames.js';
 
 export type Compression = 'none' | 'xz' | 'zstd';
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
@@ -133,32 +133,6 @@ class ZstdCompressStream extends Transform {
       if (this.filled > 0 || this.submitted === 0) await this.submit();
       while (this.inflight.length) this.push(await this.inflight.shift()!);
     })().then(() => done(), done);
-  }
-}
-
-/** Streaming zstd decoding of any sequence of frames (fzstd). */
-class ZstdDecompressStream extends Transform {
-  private readonly inner = new Decompress((chunk) => {
-    // fzstd reuses its window, so what goes downstream must be a copy.
-    if (chunk.length) this.push(Buffer.from(chunk));
-  });
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    try {
-      this.inner.push(chunk);
-      done();
-    } catch (e) {
-      done(new Error(`invalid zstd data: ${(e as Error).message}`));
-    }
-  }
-
-  override _flush(done: TransformCallback): void {
-    try {
-      this.inner.push(new Uint8Array(0), true);
-      done();
-    } catch (e) {
-      done(new Error(`invalid or truncated zstd data: ${(e as Error).message}`));
-    }
   }
 }
 
