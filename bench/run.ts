@@ -2,10 +2,14 @@
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { printTable, type Comparison } from './measure.js';
+import { benchFetch } from './fetch.js';
 import { benchNar } from './nar.js';
+import { benchPull } from './pull.js';
 
 const suites: Record<string, (work: string) => Promise<Comparison[]>> = {
   nar: benchNar,
+  fetch: benchFetch,
+  pull: benchPull,
 };
 
 const wanted = process.argv.slice(2);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Hash } from '../hash/index.js';
 import type { ContentMethod } from '../store/index.js';
 import { hashFlatAndNar, hashPath } from '../nar/index.js';
-import { contentAddress, type LocalStore, type PathInfo } from '../store/index.js';
+import { contentAddress, makeTextPath, type LocalStore, type PathInfo } from '../store/index.js';
 import { BuildFailedError, HashMismatchError } from './errors.js';
 import { SILENT_PROGRESS, type ProgressSink } from './progress.js';
 import { declaredHash, outputPath, recipeFileName, serializeRecipe, type Json, type Recipe } from './recipe.js';
@@ -125,7 +125,9 @@ export async function realise(store: LocalStore, recipe: Recipe, opts: RealiseOp
   try {
     const again = store.pathInfo(path);
     if (again) return { path, info: again, source: 'store' };
-    const recipePath = await store.addText(recipeFileName(recipe), serializeRecipe(recipe));
+    // The recipe's path names it in messages now; it is stored only with a successful output,
+    // so a failure leaves the store exactly as it was.
+    const recipePath = makeTextPath(recipeFileName(recipe), serializeRecipe(recipe), [], store.storeDir);
     const env = builderEnv(recipe, opts.callerEnv ?? process.env);
 
     for (const sub of opts.substituters ?? []) {
@@ -210,7 +212,7 @@ export async function prefetch(
     try {
       const existing = store.pathInfo(path);
       if (existing) return { path, info: existing, source: 'store', recipe, hash, ...buildInfo };
-      const recipePath = await store.addText(recipeFileName(recipe), serializeRecipe(recipe));
+      const recipePath = makeTextPath(recipeFileName(recipe), serializeRecipe(recipe), [], store.storeDir);
       const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, false, undefined, o);
       return { path, info, source: 'built', recipePath, recipe, hash, ...buildInfo };
     } finally {
@@ -225,11 +227,14 @@ async function verifyAndRegister(
   store: LocalStore, recipe: Recipe, path: string, recipePath: string, out: string, keepFailed: boolean, keepDir?: string, outcome?: BuildOutcome,
 ): Promise<PathInfo> {
   const want = declaredHash(recipe);
+  const storeRecipe = () => store.addText(recipeFileName(recipe), serializeRecipe(recipe));
   if (want) {
     const got = await hashOutput(recipe, out, outcome);
     if (!got.declared.equals(want)) throw new HashMismatchError(recipePath, want, got.declared, keepFailed ? keepDir : undefined);
+    await storeRecipe();
     const known = got.nar ? { narHash: got.nar.hash, narSize: got.nar.size } : {};
     return store.register(path, out, { ca: contentAddress(recipe.outputHash!.mode, want), deriver: recipePath, ...known });
   }
+  await storeRecipe();
   return store.register(path, out, { deriver: recipePath });
 }

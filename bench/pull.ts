@@ -1,0 +1,66 @@
+// Issue 4's benchmark: pulling from the local registry into a fresh store, against what
+// nix-prefetch-docker does (skopeo copy … docker-archive: then nix-hash --flat), and pulling a
+// second image that shares every layer.
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeImage, pushImage, type ImageSpec } from '../store-fixtures/images/index.js';
+import { startRegistry } from '../test/helpers/registry.js';
+import { compare, measure, type Comparison } from './measure.js';
+
+const CLI = `node ${join(process.cwd(), 'dist/cli/main.js')}`;
+
+/** Layers of seeded random bytes (incompressible) plus some text, so gunzip has real work. */
+function image(layers: number, bytesPerLayer: number, tag: string): ImageSpec {
+  return {
+    layers: Array.from({ length: layers }, (_, i) => ({
+      entries: [
+        { type: 'random' as const, path: `data/layer${i}.bin`, size: bytesPerLayer, seed: i + 1 },
+        { type: 'file' as const, path: `etc/layer${i}`, content: `${tag} ${i}\n`.repeat(1000) },
+      ],
+    })),
+    runConfig: { Cmd: ['/bin/sh'], Labels: { bench: tag } },
+  };
+}
+
+export async function benchPull(work: string): Promise<Comparison[]> {
+  mkdirSync(work, { recursive: true });
+  const reg = await startRegistry();
+  const rows: Comparison[] = [];
+  try {
+    const one = await makeImage(join(work, 'one'), image(1, 100_000_000, 'one'), 'v1');
+    const oneDigest = await pushImage(one.dir, reg.port, 'bench/one', 'v1', { sourceTag: 'v1' });
+    const five = await makeImage(join(work, 'five'), image(5, 20_000_000, 'five'), 'v1');
+    const fiveDigest = await pushImage(five.dir, reg.port, 'bench/five', 'v1', { sourceTag: 'v1' });
+    // Same layers, another config: shares every layer with `five`.
+    const twin = await makeImage(join(work, 'twin'), { ...image(5, 20_000_000, 'five'), runConfig: { Cmd: ['/bin/true'] } }, 'v1');
+    await pushImage(twin.dir, reg.port, 'bench/twin', 'v1', { sourceTag: 'v1' });
+
+    const store = join(work, 'store');
+    const out = join(work, 'skopeo.tar');
+    const fresh = async () => {
+      rmSync(store, { recursive: true, force: true });
+      rmSync(out, { force: true });
+    };
+    const anchor = (name: string, digest: string) =>
+      `skopeo --insecure-policy copy -q --src-tls-verify=false docker://${reg.host}/${name}@${digest} docker-archive:${out}:${name}:v1 && nix-hash --flat --type sha256 --base32 ${out} >/dev/null`;
+    rows.push(await compare('pull 1 layer (~100 MB gz)', `${CLI} --store ${store} --json pull --tls-verify=false ${reg.host}/bench/one@${oneDigest} >/dev/null`, anchor('bench/one', oneDigest), { setup: fresh, target: '≤ 0.6×, RSS ≤ 150 MiB' }));
+    rows.push(await compare('pull 5 layers (~100 MB gz)', `${CLI} --store ${store} --json pull --tls-verify=false ${reg.host}/bench/five@${fiveDigest} >/dev/null`, anchor('bench/five', fiveDigest), { setup: fresh, target: '≤ 0.6×, RSS ≤ 150 MiB' }));
+
+    // Second image sharing every layer: the store already holds `five` (and its layers).
+    const primed = join(work, 'primed');
+    const primedOnce = async () => {
+      rmSync(primed, { recursive: true, force: true });
+      await measure(`${CLI} --store ${primed} --json pull --tls-verify=false ${reg.host}/bench/five@${fiveDigest} >/dev/null`);
+    };
+    await primedOnce();
+    rows.push(await compare(
+      'pull 2nd image sharing all layers',
+      `rm -rf ${join(primed, 'nix/store')}/*-docker-image-*twin* ${join(primed, 'nix/var/fetch-image/db')}/*; ${CLI} --store ${primed} --json pull --tls-verify=false ${reg.host}/bench/twin:v1 >/dev/null`,
+      anchor('bench/five', fiveDigest),
+      { setup: fresh, target: '≤ 0.1×' },
+    ));
+  } finally {
+    await reg.stop();
+  }
+  return rows;
+}
