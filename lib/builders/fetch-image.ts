@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import type { Hash } from '../hash/index.js';
 import { Hash as HashClass } from '../hash/index.js';
 import {
-  archiveManifest, archiveRepositories, layerFromFile, legacyLayers, toOciImage, uncompressLayerToFile, writeDockerArchive,
+  LayerDigestMismatchError, archiveManifest, archiveRepositories, layerFromFile, legacyLayers, toOciImage, uncompressLayerToFile, writeDockerArchive,
   writeOciLayout, type ArchiveLayer, type RepoTag,
 } from '../image/index.js';
 import { RegularFileNarHasher } from '../nar/index.js';
@@ -85,37 +85,6 @@ function diffIdsOf(img: ResolvedImage): string[] {
   return ids;
 }
 
-class CorruptCacheEntry extends Error {
-  constructor(readonly diffId: string, message: string) {
-    super(message);
-  }
-}
-
-/** Wraps a cached layer so that content not matching its diff_id is named, dropped and refetched. */
-function checkedLayer(layer: ArchiveLayer, cache: BlobCache): ArchiveLayer {
-  return {
-    diffId: layer.diffId,
-    size: layer.size,
-    async open() {
-      const source = await layer.open();
-      return (async function* () {
-        const h = createHash('sha256');
-        let n = 0;
-        for await (const chunk of source) {
-          h.update(chunk);
-          n += chunk.length;
-          yield chunk;
-        }
-        const got = `sha256:${h.digest('hex')}`;
-        if (got !== layer.diffId || n !== layer.size) {
-          cache.invalidate(layer.diffId);
-          throw new CorruptCacheEntry(layer.diffId, `cached layer ${layer.diffId} is corrupt (content ${got}): dropped, fetching again`);
-        }
-      })();
-    },
-  };
-}
-
 /** Exact size of the docker-archive for these inputs: Go's tar with short names (no PAX), 512-byte blocks. */
 function archiveSize(config: Buffer, layers: readonly ArchiveLayer[], repoTags: readonly RepoTag[]): number {
   const entry = (size: number) => 512 + Math.ceil(size / 512) * 512;
@@ -177,9 +146,16 @@ class HashingFileSink extends Writable {
   }
 }
 
+/**
+ * The uncompressed layer from the cache, fetched first if absent. Bytes fetched now were hashed
+ * as they were written, so only entries that were already there get checked (by the archive
+ * writer) against their diff_id.
+ */
 async function ensureLayer(ctx: BuildContext, client: RegistryClient, cache: BlobCache, desc: Descriptor, diffId: string): Promise<ArchiveLayer> {
   const label = `layer ${desc.digest.slice(7, 19)}`;
+  let fresh = false;
   const file = await cache.ensure(diffId, undefined, async (tmp) => {
+    fresh = true;
     ctx.progress.start(desc.digest, label, desc.size);
     try {
       const stream = await client.openBlob(
@@ -191,7 +167,7 @@ async function ensureLayer(ctx: BuildContext, client: RegistryClient, cache: Blo
       ctx.progress.finish(desc.digest);
     }
   });
-  return checkedLayer(await layerFromFile(file, diffId), cache);
+  return { ...(await layerFromFile(file, diffId)), verified: fresh };
 }
 
 async function ensureBlob(ctx: BuildContext, client: RegistryClient, cache: BlobCache, desc: Descriptor): Promise<string> {
@@ -264,8 +240,9 @@ export const fetchImageBuilder: Builder = async (ctx) => {
       return { ...sink.hashes(), info, pinnedArgs };
     } catch (e) {
       sink.destroy();
-      if (!(e instanceof CorruptCacheEntry) || attempt > 0) throw e;
-      ctx.log(e.message);
+      if (!(e instanceof LayerDigestMismatchError) || attempt > 0) throw e;
+      cache.invalidate(e.diffId);
+      ctx.log(`cached layer ${e.diffId} is damaged (content ${e.got}): dropped, fetching it again`);
     }
   }
 };

@@ -118,7 +118,8 @@ async function writeTo(tar: TarWriter, input: DockerArchiveInput): Promise<void>
   for (const layer of input.layers) {
     if (written.has(layer.diffId)) continue;
     written.add(layer.diffId);
-    await tar.addFile({ name: `${hexOf(layer.diffId)}.tar`, mode: FILE_MODE, size: layer.size }, verified(layer, await layer.open()));
+    const source = await layer.open();
+    await tar.addFile({ name: `${hexOf(layer.diffId)}.tar`, mode: FILE_MODE, size: layer.size }, layer.verified ? source : verified(layer, source));
   }
   await tar.addFile({ name: `${hexOf(configDigest)}.json`, mode: FILE_MODE, size: input.config.length }, input.config);
   const legacy = legacyLayers(input.config, diffIds);
@@ -134,6 +135,13 @@ async function writeTo(tar: TarWriter, input: DockerArchiveInput): Promise<void>
   await tar.finish();
 }
 
+/** A layer whose bytes are not what its diff_id says (e.g. a damaged cache file). */
+export class LayerDigestMismatchError extends Error {
+  constructor(readonly diffId: string, readonly got: string) {
+    super(`layer content has digest ${got}, expected diff_id ${diffId}`);
+  }
+}
+
 // Passes the layer through while hashing it; a digest other than the declared diff_id is an error.
 async function* verified(layer: ArchiveLayer, source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   const hash = createHash('sha256');
@@ -142,7 +150,7 @@ async function* verified(layer: ArchiveLayer, source: AsyncIterable<Uint8Array>)
     yield chunk;
   }
   const got = `sha256:${hash.digest('hex')}`;
-  if (got !== layer.diffId) throw new Error(`layer content has digest ${got}, expected diff_id ${layer.diffId}`);
+  if (got !== layer.diffId) throw new LayerDigestMismatchError(layer.diffId, got);
 }
 
 /**

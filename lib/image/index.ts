@@ -8,7 +8,7 @@ export {
   ZstdDecompressStream, decompressLayer, layerFromFile, sniffCompression, uncompressLayerToFile,
 } from './layer.js';
 export type { ArchiveLayer, LayerCompression, UncompressedLayer } from './layer.js';
-export { archiveManifest, archiveRepositories, legacyLayers, writeDockerArchive } from './docker-archive.js';
+export { LayerDigestMismatchError, archiveManifest, archiveRepositories, legacyLayers, writeDockerArchive } from './docker-archive.js';
 export type { DockerArchiveInput, LegacyLayer, RepoTag } from './docker-archive.js';
 export { OCI_LAYOUT_FILE, REF_NAME_ANNOTATION, ociIndexJson, writeOciLayout } from './oci-layout.js';
 export type { OciBlob, OciLayoutInput } from './oci-layout.js';

@@ -122,6 +122,8 @@ export async function uncompressLayerToFile(source: AsyncIterable<Uint8Array>, d
 export interface ArchiveLayer {
   diffId: string;
   size: number;
+  /** The caller already checked these bytes against diffId (e.g. it just wrote them): skip re-hashing. */
+  verified?: boolean;
   open(): AsyncIterable<Uint8Array> | Promise<AsyncIterable<Uint8Array>>;
 }
 
