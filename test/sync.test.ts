@@ -269,12 +269,34 @@ interface Recorder {
   stop(): Promise<void>;
 }
 
-async function recorder(target: Registry): Promise<Recorder> {
+/** What a faulty proxy does to request number `n` (0-based) of a method: answer 503 unforwarded, or cut it mid-body. */
+type Fault = (method: string, n: number) => 'reject' | 'cut' | undefined;
+
+async function recorder(target: Registry, fault?: Fault): Promise<Recorder> {
   const log: Recorder['log'] = [];
+  const counts = new Map<string, number>();
   const server: Server = createServer((req, res) => {
     const rec = { method: req.method ?? '', path: req.url ?? '', bytes: 0 };
     log.push(rec);
-    req.on('data', (c: Buffer) => { rec.bytes += c.length; });
+    const n = counts.get(rec.method) ?? 0;
+    counts.set(rec.method, n + 1);
+    const what = fault?.(rec.method, n);
+    if (what === 'reject') {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end('{"errors":[{"code":"UNAVAILABLE","message":"try again later"}]}');
+      });
+      return;
+    }
+    const half = Number(req.headers['content-length'] ?? 0) / 2;
+    req.on('data', (c: Buffer) => {
+      rec.bytes += c.length;
+      if (what === 'cut' && rec.bytes >= half) {
+        up.destroy();
+        req.socket.destroy();
+      }
+    });
     const up = httpRequest({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers);
       ur.pipe(res);
@@ -308,6 +330,28 @@ test('chunked uploads go in bounded PATCHes; a re-run through the proxy sends no
     assert.ok(again.images[0]!.upToDate);
     assert.equal(rec.log.filter((r) => r.method !== 'GET' && r.method !== 'HEAD'), [], 'only reads on a re-run');
     assert.is(rec.log.reduce((n, r) => n + r.bytes, 0), 0);
+  } finally {
+    await rec.stop();
+  }
+});
+
+test('chunked upload faults: a 503 chunk resumes from the Range the registry reports; a cut one resumes or restarts', async () => {
+  if (!have()) return;
+  const rec = await recorder(dst, (method, n) => (method === 'PATCH' && n === 1 ? 'reject' : method === 'PATCH' && n === 3 ? 'cut' : undefined));
+  try {
+    const s = await syncImages(options({ source: { kind: 'image', reference: `${src.host}/team/app:v1` }, destination: `${rec.host}/faulty/app`, chunkSize: 32 * 1024, jobs: 1 }));
+    assert.is(s.images[0]!.digest, single.digest);
+    assert.is((await manifestAt(dst, 'faulty/app', 'v1')).digest, single.digest);
+    const methods = rec.log.map((r) => r.method);
+    const rejected = methods.indexOf('PATCH', methods.indexOf('PATCH') + 1);
+    assert.is(methods[rejected + 1], 'GET', 'after the 503: ask the session what arrived');
+    assert.is(methods[rejected + 2], 'PATCH', 'then send the chunk again');
+    // Each blob: HEAD, POST, PATCH…, PUT, HEAD. After the cut the registry either reports a
+    // consistent Range (resume) or refuses the session (the blob starts again from a POST).
+    const posts = methods.filter((m) => m === 'POST').length;
+    assert.ok(posts === 3 || posts === 4, methods.join(' '));
+    const cut = methods.indexOf('PATCH', rejected + 3);
+    assert.ok(methods[cut + 1] === 'GET' || methods.slice(cut + 1).includes('POST'), methods.join(' '));
   } finally {
     await rec.stop();
   }

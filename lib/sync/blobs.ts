@@ -58,11 +58,11 @@ export function receivedBytes(range: string | undefined): number {
 
 /** Whether trying the blob again could help: transport failures and server errors, not refusals. */
 export function retryable(err: unknown): boolean {
-  if (err instanceof FetchError) return err.transient || err.kind === 'network' || err.kind === 'timeout';
+  if (err instanceof FetchError) return err.transient || err.kind === 'timeout';
   if (err instanceof RegistryError) {
     if (err.code === 'DIGEST_MISMATCH' || err.code === 'SIZE_MISMATCH') return false;
     if (err.status !== undefined) return err.status >= 500 || err.status === 401 || err.status === 408 || err.status === 429;
-    return err.cause instanceof FetchError;
+    return retryable(err.cause);
   }
   return false;
 }
@@ -196,8 +196,11 @@ export class BlobPusher {
         if (!retryable(err)) throw err;
         lastError = err;
       }
-      // Ask what arrived and send only the rest of this chunk.
-      const status = await this.status(path, url, what);
+      // Ask what arrived and send only the rest of this chunk. A session the registry no
+      // longer accepts (it kept part of a broken request) ends here: the blob starts over.
+      const status = await this.status(path, url, what).catch(() => {
+        throw lastError;
+      });
       const held = status.received;
       if (held < at || held > at + data.length) throw new RegistryError(`${what}: the registry holds ${held} bytes, outside the chunk ${at}-${at + data.length - 1} being resent`, 'HTTP', { cause: lastError });
       data = data.subarray(held - at);
