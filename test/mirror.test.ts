@@ -2,16 +2,19 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cpSync, createReadStream, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { Hash } from '../lib/hash/index.js';
 import {
-  exportToCache, formatNarInfo, formatPublicKey, formatSecretKey, generateKeyPair, importFromCache, loadMirrorConfig, mirrorConfigPath,
+  compressor, decompressor, exportToCache, formatNarInfo, formatPublicKey, formatSecretKey, generateKeyPair, importFromCache, loadMirrorConfig, mirrorConfigPath,
   narInfoFingerprint, openCache, parseNarInfo, parsePublicKey, parseSecretKey, readBundle, signText, unsafeUrlReason, verifyText,
   writeBundleFile, type SecretKey,
 } from '../lib/mirror/index.js';
 import { encodeStr } from '../lib/nar/index.js';
 import { LocalStore, makeStorePath, parseStorePath } from '../lib/store/index.js';
 import { rejects } from './helpers/assert.js';
+import { havePeer } from './helpers/peers.js';
+import { runOk } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
 import { hostileNar, makeClosure, snapshot, type Closure } from './mirror-fixtures.js';
 
@@ -68,6 +71,35 @@ test('keys: Nix key files parse; ours round-trip; corrupt keys are refused with 
   raw[40] ^= 1;
   assert.throws(() => parseSecretKey(`x:${raw.toString('base64')}`, 'f'), /public half does not match/);
   assert.throws(() => generateKeyPair('a:b'), /invalid key name/);
+});
+
+async function through(input: Buffer, t: Transform | undefined, piece: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  const src = Readable.from((function* () { for (let i = 0; i < input.length; i += piece) yield input.subarray(i, i + piece); })());
+  if (!t) return input;
+  await pipeline(src, t, new Writable({ write(c: Buffer, _e, cb) { parts.push(c); cb(); } }));
+  return Buffer.concat(parts);
+}
+
+test('compression: xz and multi-frame zstd round-trip in odd pieces; zstd CLI frames decode; damage is an error', async () => {
+  const data = Buffer.alloc(20 * 1024 * 1024 + 12345);
+  for (let i = 0; i < data.length; i += 64) data.writeUInt32LE((i * 2654435761) >>> 0, i);
+  for (const c of ['zstd', 'xz'] as const) {
+    const input = c === 'xz' ? data.subarray(0, 1 << 18) : data; // zstd: several frames; xz: keep the test quick
+    const z = await through(input, compressor(c), 1 << 20);
+    assert.ok(z.length < input.length / 2, c);
+    assert.ok((await through(z, decompressor(c, c), 77_777)).equals(input), `${c} round trip`);
+    await rejects(() => through(z.subarray(0, z.length - 9), decompressor(c, c), 65536), /./);
+  }
+  if (havePeer('zstd')) {
+    // One big frame (as Nix writes) goes through the streaming fallback; skippable frames are skipped.
+    const single = await runOk('zstd', ['-3', '-c'], { input: data });
+    assert.ok((await through(single, decompressor('zstd', 'z'), 65536)).equals(data));
+    const skip = Buffer.concat([Buffer.from([0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]), await runOk('zstd', ['-c'], { input: 'abc' })]);
+    assert.is((await through(skip, decompressor('zstd', 'z'), 5)).toString(), 'abc');
+  }
+  await rejects(() => through(Buffer.from('not zstd at all'), decompressor('zstd', 'z'), 4), /invalid zstd data: not zstd data/);
+  assert.throws(() => decompressor('bzip2', 'c/x.narinfo'), /c\/x.narinfo: compression 'bzip2' is not supported/);
 });
 
 interface World {
