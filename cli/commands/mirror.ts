@@ -1,4 +1,4 @@
-import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import {
@@ -107,6 +107,7 @@ export function makeMirrorCommand(opts: { resolveRef?: RefResolver } = {}): Comm
               throw new UserError((e as Error).message, EXIT.usage);
             }
             writeFileSync(secretFile, formatSecretKey(key), { mode: 0o600 });
+            chmodSync(secretFile, 0o600); // also when --force replaced an existing file
             writeFileSync(publicFile, formatPublicKey(key.publicKey));
             emit(a, { name: key.name, secretKeyFile: resolve(secretFile), publicKeyFile: resolve(publicFile), publicKey: formatPublicKey(key.publicKey) },
               () => formatPublicKey(key.publicKey));

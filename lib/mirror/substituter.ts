@@ -10,6 +10,9 @@ import { parseTrustedKeys } from './config.js';
 import { checkContentAddressContent, checkContentAddressPath } from './content-address.js';
 import { checkCacheStoreDir, checkSignature, fetchNar, importFromCache, readNarInfo, type ImportOptions } from './import.js';
 
+/** A cache that is down should not hold up a build for long: one retry, as Nix's fallback would. */
+const LOOKUP: FetchOptions = { retries: 1, retryBaseMs: 500 };
+
 export interface SubstituteOptions {
   /** Default true: refuse narinfos without a valid signature by one of the trusted keys. */
   checkSigs?: boolean;
@@ -34,7 +37,7 @@ export async function substituteFromCaches(
   if (opts.log) importOpts.log = opts.log;
   for (const spec of caches) {
     try {
-      const cache = openCache(spec, { env: opts.env ?? process.env, ...opts.fetch });
+      const cache = openCache(spec, { env: opts.env ?? process.env, ...LOOKUP, ...opts.fetch });
       if (!(await readNarInfo(cache, hashPart, store.storeDir))) continue;
       await importFromCache(store, cache, [storePath], importOpts);
       return store.requireInfo(storePath);
@@ -59,7 +62,7 @@ export function binaryCacheSubstituter(cfg: Pick<MirrorConfig, 'substituters' | 
       const hashPart = parseStorePath(storePath, ctx.store.storeDir).hashPart;
       for (const spec of cfg.substituters) {
         try {
-          const cache = openCache(spec, { env: ctx.env, ...fetch });
+          const cache = openCache(spec, { env: ctx.env, ...LOOKUP, ...fetch });
           await checkCacheStoreDir(cache, ctx.store.storeDir);
           const ni = await readNarInfo(cache, hashPart, ctx.store.storeDir);
           if (!ni) continue;
