@@ -9,12 +9,16 @@ import { compare, measure, type Comparison } from './measure.js';
 
 const CLI = `node ${join(process.cwd(), 'dist/cli/main.js')}`;
 
-/** Layers of seeded random bytes (incompressible) plus some text, so gunzip has real work. */
+/**
+ * Layers that compress like real ones (pseudo-text, ~3:1 with gzip) plus some incompressible
+ * bytes, so gunzip and hashing have the work a real image gives them.
+ */
 function image(layers: number, bytesPerLayer: number, tag: string): ImageSpec {
   return {
     layers: Array.from({ length: layers }, (_, i) => ({
       entries: [
-        { type: 'random' as const, path: `data/layer${i}.bin`, size: bytesPerLayer, seed: i + 1 },
+        { type: 'text' as const, path: `usr/share/layer${i}.txt`, size: Math.round(bytesPerLayer * 0.9), seed: i + 1 },
+        { type: 'random' as const, path: `data/layer${i}.bin`, size: Math.round(bytesPerLayer * 0.1), seed: i + 1 },
         { type: 'file' as const, path: `etc/layer${i}`, content: `${tag} ${i}\n`.repeat(1000) },
       ],
     })),
@@ -27,12 +31,13 @@ export async function benchPull(work: string): Promise<Comparison[]> {
   const reg = await startRegistry();
   const rows: Comparison[] = [];
   try {
-    const one = await makeImage(join(work, 'one'), image(1, 100_000_000, 'one'), 'v1');
+    // ~100 MB compressed: 280 MB of layer content at about 3:1 (the random tenth does not compress).
+    const one = await makeImage(join(work, 'one'), image(1, 280_000_000, 'one'), 'v1');
     const oneDigest = await pushImage(one.dir, reg.port, 'bench/one', 'v1', { sourceTag: 'v1' });
-    const five = await makeImage(join(work, 'five'), image(5, 20_000_000, 'five'), 'v1');
+    const five = await makeImage(join(work, 'five'), image(5, 56_000_000, 'five'), 'v1');
     const fiveDigest = await pushImage(five.dir, reg.port, 'bench/five', 'v1', { sourceTag: 'v1' });
     // Same layers, another config: shares every layer with `five`.
-    const twin = await makeImage(join(work, 'twin'), { ...image(5, 20_000_000, 'five'), runConfig: { Cmd: ['/bin/true'] } }, 'v1');
+    const twin = await makeImage(join(work, 'twin'), { ...image(5, 56_000_000, 'five'), runConfig: { Cmd: ['/bin/true'] } }, 'v1');
     await pushImage(twin.dir, reg.port, 'bench/twin', 'v1', { sourceTag: 'v1' });
 
     const store = join(work, 'store');
