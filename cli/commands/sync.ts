@@ -155,7 +155,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       .option('platform', { type: 'string', describe: 'os/arch[/variant] to keep from an index (repeatable); default linux/<this machine>' })
       .option('dry-run', { type: 'boolean', describe: 'show what would be sent, mounted and skipped; write nothing' })
       .option('chunk-size', { type: 'string', describe: 'upload in PATCH chunks of this size (8M, 512K); default one streamed PUT per blob' })
-      .option('jobs', { type: 'number', default: 4, describe: 'blobs copied in parallel' })
+      .option('jobs', { type: 'number', default: 6, describe: 'blobs copied in parallel' })
       .option('src-creds', { type: 'string', describe: 'source credentials user:password (never stored or logged)' })
       .option('dest-creds', { type: 'string', describe: 'destination credentials user:password (never stored or logged)' })
       .option('src-tls-verify', { type: 'boolean', default: true, describe: 'verify the source TLS certificate; false also allows plain http' })

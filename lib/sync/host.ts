@@ -30,6 +30,19 @@ export function repoScope(path: string, actions: Action): string {
   return `repository:${path}:${actions}`;
 }
 
+/**
+ * With tls-verify off no certificate is checked, so the CA bundles the environment names
+ * (SSL_CERT_FILE, NIX_SSL_CERT_FILE) would only be parsed for nothing on every TLS attempt,
+ * tens of milliseconds each for a full system bundle. Everything else in the env is kept.
+ */
+export function skipUnusedCaBundles(opts: HostOptions): HostOptions {
+  if (opts.tlsVerify !== false || opts.caFile !== undefined) return opts;
+  const env: NodeJS.ProcessEnv = { ...(opts.env ?? opts.fetch?.env ?? process.env) };
+  delete env.SSL_CERT_FILE;
+  delete env.NIX_SSL_CERT_FILE;
+  return { ...opts, env, fetch: { ...opts.fetch, env } };
+}
+
 /** Reads a small answer body (for messages and manifests' digests), dropping the rest. */
 export async function readBody(body: Readable, limit = 8192): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -15,7 +15,7 @@ import {
 } from '../registry/index.js';
 import { BlobPusher, retryable, type Blob, type Session } from './blobs.js';
 import { parseDestination, targetFor, type Destination, type SourceShape } from './destination.js';
-import { RegistryHost, type HostOptions } from './host.js';
+import { RegistryHost, skipUnusedCaBundles, type HostOptions } from './host.js';
 import type { ListEntry } from './list-file.js';
 import { ManifestPusher } from './manifests.js';
 import { manifestsBottomUp, planSource, type ManifestNode } from './plan.js';
@@ -46,7 +46,7 @@ export interface SyncOptions {
   dryRun?: boolean;
   /** Upload in PATCH chunks of this many bytes; 0 or undefined = one streamed PUT per blob. */
   chunkSize?: number;
-  /** Blobs copied (and manifests fetched) in parallel; default 4. */
+  /** Blobs copied (and manifests fetched) in parallel; default 6, as skopeo. */
   jobs?: number;
   src?: HostOptions;
   dest?: HostOptions;
@@ -142,7 +142,7 @@ class Syncer {
 
   constructor(private readonly opts: SyncOptions) {
     this.dest = parseDestination(opts.destination);
-    const jobs = opts.jobs ?? 4;
+    const jobs = opts.jobs ?? 6;
     this.blobLimit = limitConcurrency(jobs);
     this.planLimit = limitConcurrency(jobs);
     this.platforms = opts.platforms ?? [wantedPlatform()];
@@ -150,14 +150,14 @@ class Syncer {
     this.chunkSize = opts.chunkSize ?? 0;
     if (!Number.isSafeInteger(this.chunkSize) || this.chunkSize < 0) throw new Error(`invalid chunk size ${this.chunkSize}: expected a byte count (0 = one streamed PUT)`);
     const destRef = parseReference(`${this.dest.domain}/${this.dest.path ?? 'x'}`);
-    this.destHost = new RegistryHost(destRef, { ...opts.dest, ...(opts.fetch ? { fetch: { ...opts.fetch, ...opts.dest?.fetch } } : {}) });
+    this.destHost = new RegistryHost(destRef, skipUnusedCaBundles({ ...opts.dest, ...(opts.fetch ? { fetch: { ...opts.fetch, ...opts.dest?.fetch } } : {}) }));
     const actions = this.dry ? 'pull' : 'pull,push';
     this.blobs = new BlobPusher(this.destHost, actions);
     this.manifests = new ManifestPusher(this.destHost, actions);
   }
 
   private srcOptions(): HostOptions {
-    return { ...this.opts.src, ...(this.opts.fetch ? { fetch: { ...this.opts.fetch, ...this.opts.src?.fetch } } : {}) };
+    return skipUnusedCaBundles({ ...this.opts.src, ...(this.opts.fetch ? { fetch: { ...this.opts.fetch, ...this.opts.src?.fetch } } : {}) });
   }
 
   private srcHost(ref: ImageReference): RegistryHost {
@@ -205,6 +205,8 @@ class Syncer {
   }
 
   async run(): Promise<SyncSummary> {
+    // Reach the destination while the source is being read; a failure shows up on first use.
+    this.destHost.endpoint().catch(() => undefined);
     try {
       const { shape, items } = await this.items();
       const images: ImageReport[] = [];
