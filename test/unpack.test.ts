@@ -408,7 +408,31 @@ test('unsupported, corrupt and truncated archives; an existing output; abort', a
   }
 });
 
-test('a 200 MB tar.gz unpacks with flat memory', async () => {
+test('xz streams and zstd frames: concatenated ones decode, truncated ones fail', async () => {
+  if (!havePeer('xz') || !havePeer('zstd')) return;
+  const t = tempDir();
+  try {
+    const p = (n: string): string => join(t.path, n);
+    const tar = tarArchive([{ name: 'pkg/', type: '5' }, { name: 'pkg/a', data: Buffer.alloc(100_000, 1) }, { name: 'pkg/b', data: 'b\n'.repeat(50_000) }]);
+    const half = 60_000;
+    for (const [ext, one, other] of [['txz', ['xz', '-c'], ['xz', '-c', '-C', 'sha256']], ['tzst', ['zstd', '-q', '-c'], ['zstd', '-q', '-c', '-19']]] as const) {
+      const first = await runOk(one[0], one.slice(1), { input: tar.subarray(0, half) });
+      const second = await runOk(other[0], other.slice(1), { input: tar.subarray(half) });
+      writeFileSync(p(`two.${ext}`), Buffer.concat([first, second]));
+      await unpackArchive(p(`two.${ext}`), p(`out-${ext}`));
+      assert.is(readFileSync(p(`out-${ext}/b`), 'utf8'), 'b\n'.repeat(50_000));
+      const whole = await runOk(one[0], one.slice(1), { input: tar });
+      writeFileSync(p(`cut.${ext}`), whole.subarray(0, whole.length - 30));
+      const err = await rejects(() => unpackArchive(p(`cut.${ext}`), p('o')), /cannot decompress the (xz|zst) stream: .*(truncated|EOF)/i);
+      assert.instance(err, CorruptArchiveError);
+      assert.not.ok(existsSync(p('o')));
+    }
+  } finally {
+    t.remove();
+  }
+});
+
+test('200 MB of zeros unpack with flat memory from tar.gz, tar.xz and tar.zst', async () => {
   const t = tempDir();
   try {
     const p = (n: string): string => join(t.path, n);
@@ -416,21 +440,30 @@ test('a 200 MB tar.gz unpacks with flat memory', async () => {
     writeFileSync(p('src/pkg/small'), 'small\n');
     writeFileSync(p('src/pkg/zeros'), '');
     await runOk('truncate', ['-s', String(200 * 1024 * 1024), p('src/pkg/zeros')]);
-    // tar reads the holes as zeros (no -S), so the member carries 200 MB of data.
-    await runOk('sh', ['-c', 'tar -C "$1" -cf - pkg | gzip -1 > "$2"', 'sh', p('src'), p('big.tgz')]);
-    // A fresh process, so the peak RSS is this unpack's alone.
+    // tar reads the holes as zeros (no -S), so the member carries 200 MB of data. Zeros are the
+    // worst case for a decoder that cannot pause: xz and zstd shrink them thousands of times.
+    await runOk('tar', ['-C', p('src'), '-cf', p('big.tar'), 'pkg']);
+    const archives: [string, string[]][] = [['big.tgz', ['gzip', '-1', '-c']]];
+    if (havePeer('xz')) archives.push(['big.txz', ['xz', '-0', '-T2', '-c']]);
+    if (havePeer('zstd')) archives.push(['big.tzst', ['zstd', '-q', '-c']]);
+    for (const [name, cmd] of archives) {
+      await runOk('sh', ['-c', 'in=$1 out=$2; shift 2; "$@" < "$in" > "$out"', 'sh', p('big.tar'), p(name), ...cmd]);
+    }
+    // A fresh process per archive, so each peak RSS is that unpack's alone.
     const index = fileURLToPath(new URL('../lib/unpack/index.js', import.meta.url));
     writeFileSync(p('child.mjs'), `
 import { unpackArchive } from ${JSON.stringify(index)};
 const r = await unpackArchive(process.argv[2], process.argv[3]);
 console.log(JSON.stringify({ ...r, maxRssKiB: process.resourceUsage().maxRSS }));
 `);
-    const res = await run(process.execPath, [p('child.mjs'), p('big.tgz'), p('out')]);
-    assert.is(res.code, 0, res.stderr);
-    const { format, maxRssKiB } = JSON.parse(res.stdout.toString()) as { format: string; maxRssKiB: number };
-    assert.is(format, 'tar.gz');
-    assert.is(lstatSync(p('out/zeros')).size, 200 * 1024 * 1024);
-    assert.ok(maxRssKiB < 200 * 1024, `peak RSS ${Math.round(maxRssKiB / 1024)} MB`);
+    for (const [name] of archives) {
+      const res = await run(process.execPath, [p('child.mjs'), p(name), p('out')]);
+      assert.is(res.code, 0, res.stderr);
+      const { maxRssKiB } = JSON.parse(res.stdout.toString()) as { maxRssKiB: number };
+      assert.is(lstatSync(p('out/zeros')).size, 200 * 1024 * 1024);
+      assert.ok(maxRssKiB < 200 * 1024, `${name}: peak RSS ${Math.round(maxRssKiB / 1024)} MB`);
+      await runOk('rm', ['-rf', p('out')]);
+    }
   } finally {
     t.remove();
   }
