@@ -170,24 +170,45 @@ test('killed during the big layer, re-run: completes, and the blobs that had arr
   }
 });
 
-test('Basic auth on the destination: --dest-creds pushes; no or wrong credentials give one line without secrets', async () => {
+test('Basic auth on both sides: --src-creds and --dest-creds; missing or wrong credentials give one line without secrets', async () => {
   if (!have()) return;
-  const dst = await startRegistry({ auth: { username: 'alice', password: SECRET } });
+  const [authSrc, dst] = await Promise.all([startRegistry({ auth: { username: 'alice', password: SECRET } }), startRegistry({ auth: { username: 'bob', password: SECRET } })]);
   try {
-    const none = oneLineError(await sync([`${src.host}/team/sibling:v1`, dst.host]));
-    assert.match(none, new RegExp(`registry ${dst.host} requires authentication \\(Basic\\) and no credentials were found`));
-    const wrong = oneLineError(await sync(['--dest-creds', `alice:${SECRET}x`, `${src.host}/team/sibling:v1`, dst.host]));
+    await pushImage(sibling.dir, authSrc.port, 'team/sibling', 'v1', { auth: { username: 'alice', password: SECRET } });
+    const from = `${authSrc.host}/team/sibling:v1`;
+    const none = oneLineError(await sync([from, dst.host]));
+    assert.match(none, new RegExp(`registry ${authSrc.host} requires authentication \\(Basic\\) and no credentials were found`));
+    const noDest = oneLineError(await sync(['--src-creds', `alice:${SECRET}`, from, dst.host]));
+    assert.match(noDest, new RegExp(`registry ${dst.host} requires authentication \\(Basic\\)`));
+    const wrong = oneLineError(await sync(['--src-creds', `alice:${SECRET}`, '--dest-creds', `bob:${SECRET}x`, from, dst.host]));
     assert.match(wrong, /HTTP 401 Unauthorized: the registry refused the credentials from --dest-creds/);
+    const creds = ['--src-creds', `alice:${SECRET}`, '--dest-creds', `bob:${SECRET}`];
 
-    const dry = await sync(['--dry-run', '--dest-creds', `alice:${SECRET}`, `${src.host}/team/sibling:v1`, dst.host]);
+    const dry = await sync(['--dry-run', ...creds, from, dst.host]);
     assert.is(dry.code, 0, dry.stderr);
     assert.match(dry.stdout.toString(), /would send 3 blobs/);
     assert.match(dry.stdout.toString(), /push  manifest sha256:[0-9a-f]{64} {2}\S+ \S+ {2}as v1/);
 
-    const r = summary(await sync(['--json', '--dest-creds', `alice:${SECRET}`, `${src.host}/team/sibling:v1`, `${dst.host}/mirror/sibling`]));
-    assert.equal(r.images.map((i) => [i.source, i.destination, i.sourceDigest, i.digest]), [[`${src.host}/team/sibling:v1`, `${dst.host}/mirror/sibling:v1`, sibling.digest, sibling.digest]]);
+    const r = summary(await sync(['--json', ...creds, from, `${dst.host}/mirror/sibling`]));
+    assert.equal(r.images.map((i) => [i.source, i.destination, i.sourceDigest, i.digest]), [[from, `${dst.host}/mirror/sibling:v1`, sibling.digest, sibling.digest]]);
     assert.equal(r.totals.blobs, { sent: 3, mounted: 0, skipped: 0 });
     assert.not.ok(r.images[0]!.upToDate);
+  } finally {
+    await Promise.all([authSrc.stop(), dst.stop()]);
+  }
+});
+
+test('TLS destination: its CA via --dest-cert-file (the streamed upload verifies it too); without it, one line', async () => {
+  if (!have()) return;
+  const dst = await startRegistry({ tls: true });
+  try {
+    const bad = await run('node', [...cli, '--src-tls-verify=false', `${src.host}/team/sibling:v1`, dst.host], { env: env() });
+    oneLineError(bad);
+    assert.match(bad.stderr, new RegExp(`cannot reach registry ${dst.host}: .*certificate`));
+    const ok = await run('node', [...cli, '--json', '--src-tls-verify=false', '--dest-cert-file', dst.certPath!, `${src.host}/team/sibling:v1`, dst.host], { env: env() });
+    const r = summary(ok);
+    assert.is(r.images[0]!.digest, sibling.digest);
+    assert.is(r.totals.blobs.sent, 3);
   } finally {
     await dst.stop();
   }

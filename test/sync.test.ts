@@ -266,15 +266,21 @@ test('same registry: blobs are mounted from the source repository, none are sent
 interface Recorder {
   host: string;
   log: Array<{ method: string; path: string; bytes: number }>;
+  /** Upload Locations made relative. */
+  relativized: number;
   stop(): Promise<void>;
 }
 
 /** What a faulty proxy does to request number `n` (0-based) of a method: answer 503 unforwarded, or cut it mid-body. */
 type Fault = (method: string, n: number) => 'reject' | 'cut' | undefined;
 
-async function recorder(target: Registry, fault?: Fault): Promise<Recorder> {
+async function recorder(target: Registry, fault?: Fault, relative = false): Promise<Recorder> {
   const log: Recorder['log'] = [];
   const counts = new Map<string, number>();
+  const self: Recorder = {
+    host: '', log, relativized: 0,
+    stop: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
   const server: Server = createServer((req, res) => {
     const rec = { method: req.method ?? '', path: req.url ?? '', bytes: 0 };
     log.push(rec);
@@ -298,7 +304,13 @@ async function recorder(target: Registry, fault?: Fault): Promise<Recorder> {
       }
     });
     const up = httpRequest({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      const headers = { ...ur.headers };
+      // Registries may answer with relative upload Locations (the spec allows it).
+      if (relative && headers.location && /^https?:/.test(headers.location)) {
+        headers.location = headers.location.replace(/^https?:\/\/[^/]+/, '');
+        self.relativized++;
+      }
+      res.writeHead(ur.statusCode ?? 502, headers);
       ur.pipe(res);
     });
     up.on('error', () => res.destroy());
@@ -306,16 +318,13 @@ async function recorder(target: Registry, fault?: Fault): Promise<Recorder> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  return {
-    host: `127.0.0.1:${port}`, log,
-    stop: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
-  };
+  self.host = `127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  return self;
 }
 
-test('chunked uploads go in bounded PATCHes; a re-run through the proxy sends no blob bytes', async () => {
+test('relative upload Locations; chunked uploads go in bounded PATCHes; a re-run through the proxy sends no blob bytes', async () => {
   if (!have()) return;
-  const rec = await recorder(dst);
+  const rec = await recorder(dst, undefined, true);
   try {
     const s = await syncImages(options({ source: { kind: 'image', reference: `${src.host}/team/app:v1` }, destination: `${rec.host}/chunked/app`, chunkSize: 32 * 1024 }));
     assert.is(s.images[0]!.digest, single.digest);
@@ -324,6 +333,11 @@ test('chunked uploads go in bounded PATCHes; a re-run through the proxy sends no
     assert.ok(patches.every((p) => p.bytes <= 32 * 1024));
     assert.is(patches.reduce((n, p) => n + p.bytes, 0), s.totals.bytesSent);
     assert.is((await manifestAt(dst, 'chunked/app', 'v1')).digest, single.digest);
+
+    const mono = await syncImages(options({ source: { kind: 'image', reference: `${src.host}/team/app:v1` }, destination: `${rec.host}/whole/app` }));
+    assert.equal(mono.totals.blobs, { sent: 3, mounted: 0, skipped: 0 });
+    assert.ok(rec.relativized > 10, `${rec.relativized} relative Locations`);
+    assert.is((await manifestAt(dst, 'whole/app', 'v1')).digest, single.digest);
 
     rec.log.length = 0;
     const again = await syncImages(options({ source: { kind: 'image', reference: `${src.host}/team/app:v1` }, destination: `${rec.host}/chunked/app` }));
