@@ -1,9 +1,9 @@
 // Shared by the mirror tests: a small closure with every kind of path, store snapshots, NAR bytes.
 import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Hash } from '../lib/hash/index.js';
-import { dumpPath, encodeStr } from '../lib/nar/index.js';
-import { LocalStore, makeStorePath } from '../lib/store/index.js';
+import { Hash, hashFile } from '../lib/hash/index.js';
+import { dumpPath, encodeStr, hashPath } from '../lib/nar/index.js';
+import { LocalStore, contentAddress, makeFixedOutputPath, makeStorePath } from '../lib/store/index.js';
 
 export interface Closure {
   /** Content-addressed (recursive sha256) directory, no references. */
@@ -16,19 +16,38 @@ export interface Closure {
   flat: string;
 }
 
-/** Builds the closure inside `store`, using `work` for sources. */
+/**
+ * Adds a path whose content `make` writes, as `nix-store --add-fixed [--recursive] sha256`
+ * would name it. The content is made in the store's temp area and registered in place (not
+ * copied through LocalStore.addPath), so the fixture does not depend on that copy.
+ */
+async function addMade(store: LocalStore, name: string, method: 'flat' | 'recursive', make: (out: string) => void): Promise<string> {
+  const tmp = store.makeTempDir('fixture');
+  const out = join(tmp, 'out');
+  make(out);
+  const nar = await hashPath(out);
+  const ca = method === 'flat' ? await hashFile(out) : nar.hash;
+  const path = makeFixedOutputPath(method, ca, name, { storeDir: store.storeDir });
+  const lock = await store.lockPath(path);
+  try {
+    await store.register(path, out, { narHash: nar.hash, narSize: nar.size, ca: contentAddress(method, ca) });
+  } finally {
+    lock.release();
+  }
+  return path;
+}
+
+/** Builds the closure inside `store`. */
 export async function makeClosure(store: LocalStore, work: string, bigBytes = 300_000): Promise<Closure> {
-  const src = join(work, 'dep-src');
-  mkdirSync(join(src, 'sub'), { recursive: true });
-  writeFileSync(join(src, 'hello'), 'Hello World\n');
-  writeFileSync(join(src, 'sub', 'big'), Buffer.alloc(bigBytes, 'abcdefgh'));
-  writeFileSync(join(src, 'run.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
-  symlinkSync('hello', join(src, 'link'));
-  const dep = (await store.addPath(src, { name: 'dep', method: 'recursive' })).path;
+  const dep = await addMade(store, 'dep', 'recursive', (src) => {
+    mkdirSync(join(src, 'sub'), { recursive: true });
+    writeFileSync(join(src, 'hello'), 'Hello World\n');
+    writeFileSync(join(src, 'sub', 'big'), Buffer.alloc(bigBytes, 'abcdefgh'));
+    writeFileSync(join(src, 'run.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+    symlinkSync('hello', join(src, 'link'));
+  });
   const note = await store.addText('note.txt', `see ${dep}\n`, [dep]);
-  const flatSrc = join(work, 'flat.bin');
-  writeFileSync(flatSrc, Buffer.alloc(50_000, 7));
-  const flat = (await store.addPath(flatSrc, { name: 'flat.bin', method: 'flat' })).path;
+  const flat = await addMade(store, 'flat.bin', 'flat', (f) => writeFileSync(f, Buffer.alloc(50_000, 7)));
   const top = makeStorePath('output:out', Hash.of('sha256', `fake derivation ${work}`), 'top', store.storeDir);
   const tmp = store.makeTempDir('fixture');
   const out = join(tmp, 'out');
