@@ -383,6 +383,18 @@ test('unsupported, corrupt and truncated archives; an existing output; abort', a
       writeFileSync(p('bad.txz'), xz);
       await rejects(() => unpackArchive(p('bad.txz'), p('o')), /cannot decompress the xz stream/);
     }
+    if (havePeer('python3')) {
+      // A zip whose data was damaged after it was written: CRC-32 (or inflate) catches it.
+      for (const method of ['ZIP_STORED', 'ZIP_DEFLATED']) {
+        await runOk('python3', ['-c', `import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w', zipfile.${method}) as z: z.writestr('pkg/a', 'hello, zip world ' * 40)`, p('d.zip')]);
+        const zip = readFileSync(p('d.zip'));
+        zip[30 + 'pkg/a'.length + 5] ^= 0x20; // inside the entry's data, past its local header
+        writeFileSync(p('d.zip'), zip);
+        const err = await rejects(() => unpackArchive(p('d.zip'), p('o')), /zip entry 'pkg\/a'/);
+        assert.instance(err, CorruptArchiveError);
+        assert.not.ok(existsSync(p('o')));
+      }
+    }
     // Sparse members (GNU tar -S) are refused rather than mis-extracted.
     mkdirSync(p('sp/pkg'), { recursive: true });
     writeFileSync(p('sp/pkg/holes'), Buffer.alloc(0));
@@ -432,7 +444,7 @@ test('xz streams and zstd frames: concatenated ones decode, truncated ones fail'
   }
 });
 
-test('200 MB of zeros unpack with flat memory from tar.gz, tar.xz and tar.zst', async () => {
+test('200 MB of zeros unpack with flat memory from tar.gz, tar.xz, tar.zst and zip', async () => {
   const t = tempDir();
   try {
     const p = (n: string): string => join(t.path, n);
@@ -448,6 +460,14 @@ test('200 MB of zeros unpack with flat memory from tar.gz, tar.xz and tar.zst', 
     if (havePeer('zstd')) archives.push(['big.tzst', ['zstd', '-q', '-c']]);
     for (const [name, cmd] of archives) {
       await runOk('sh', ['-c', 'in=$1 out=$2; shift 2; "$@" < "$in" > "$out"', 'sh', p('big.tar'), p(name), ...cmd]);
+    }
+    if (havePeer('python3')) {
+      await runOk('python3', ['-c', `
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:
+    z.write(sys.argv[2], 'pkg/zeros')
+`, p('big.zip'), p('src/pkg/zeros')]);
+      archives.push(['big.zip', []]);
     }
     // A fresh process per archive, so each peak RSS is that unpack's alone.
     const index = fileURLToPath(new URL('../lib/unpack/index.js', import.meta.url));

@@ -1,8 +1,10 @@
 import type { Readable } from 'node:stream';
-import { crc32 } from 'node:zlib';
-import { open as openZip, type Entry, type ZipFile } from 'yauzl';
+import { crc32, inflateRawSync } from 'node:zlib';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { fromRandomAccessReader, type Entry, type ZipFile } from 'yauzl';
 import type { ArchiveEntry, EntrySink } from './entry.js';
 import { CorruptArchiveError, RefusedEntryError, UnsupportedArchiveError, shown } from './errors.js';
+import { ZipFileReader } from './zip-file-reader.js';
 
 const UNIX = 3;
 const S_IFMT = 0o170000;
@@ -17,9 +19,15 @@ const SYMLINK_MAX = 4096;
  * Each file's CRC-32 is checked (yauzl checks only sizes).
  */
 export async function readZip(path: string, sink: EntrySink, signal?: AbortSignal): Promise<void> {
+  const fd = openSync(path, 'r');
+  const reader = new ZipFileReader(fd, fstatSync(fd).size);
   const zip = await new Promise<ZipFile>((resolve, reject) =>
-    openZip(path, { lazyEntries: true, decodeStrings: false, validateEntrySizes: true, autoClose: false }, (err, z) =>
-      err ? reject(new CorruptArchiveError(`cannot read the zip archive: ${err.message}`)) : resolve(z)));
+    fromRandomAccessReader(reader, fstatSync(fd).size, { lazyEntries: true, decodeStrings: false, validateEntrySizes: true, autoClose: false }, (err, z) =>
+      err ? reject(new CorruptArchiveError(`cannot read the zip archive: ${err.message}`)) : resolve(z)),
+  ).catch((e: unknown) => {
+    closeSync(fd);
+    throw e;
+  });
   try {
     for (;;) {
       signal?.throwIfAborted();
@@ -82,17 +90,38 @@ async function toEntry(zip: ZipFile, e: Entry): Promise<ArchiveEntry> {
   return { kind: 'file', name, executable: (unix & 0o100) !== 0, body: body(zip, e, name) };
 }
 
+/** Entries this small are inflated in one synchronous call instead of through a zlib stream. */
+const SMALL = 1 << 20;
+
 async function* body(zip: ZipFile, e: Entry, name: Buffer): AsyncGenerator<Buffer> {
+  const failed = (why: string): CorruptArchiveError => new CorruptArchiveError(`cannot read zip entry '${shown(name)}': ${why}`);
+  // Small deflated entries (most of a source tree) skip a pool round trip per entry; the
+  // output cap keeps a lying header from inflating more than it declared.
+  const small = e.compressionMethod === 8 && e.uncompressedSize <= SMALL && e.compressedSize <= SMALL;
   const stream = await new Promise<Readable>((resolve, reject) =>
-    zip.openReadStream(e, (err, s) => (err ? reject(new CorruptArchiveError(`cannot read zip entry '${shown(name)}': ${err.message}`)) : resolve(s))));
+    zip.openReadStream(e, small ? { decompress: false } : {}, (err, s) => (err ? reject(failed(err.message)) : resolve(s))));
   let crc = 0;
   try {
-    for await (const chunk of stream) {
-      crc = crc32(chunk as Buffer, crc);
-      yield chunk as Buffer;
+    if (small) {
+      const raw: Buffer[] = [];
+      for await (const chunk of stream) raw.push(chunk as Buffer);
+      let data: Buffer;
+      try {
+        data = inflateRawSync(Buffer.concat(raw), { maxOutputLength: Math.max(1, e.uncompressedSize) });
+      } catch (err) {
+        throw failed((err as Error).message);
+      }
+      if (data.length !== e.uncompressedSize) throw failed(`it inflates to ${data.length} bytes, not the ${e.uncompressedSize} its header says`);
+      crc = crc32(data);
+      if (data.length > 0) yield data;
+    } else {
+      for await (const chunk of stream) {
+        crc = crc32(chunk as Buffer, crc);
+        yield chunk as Buffer;
+      }
     }
   } catch (err) {
-    throw new CorruptArchiveError(`cannot read zip entry '${shown(name)}': ${(err as Error).message}`);
+    throw err instanceof CorruptArchiveError ? err : failed((err as Error).message);
   } finally {
     stream.destroy();
   }
