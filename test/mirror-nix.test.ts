@@ -1,7 +1,7 @@
 // Binary caches, keys and bundles against real Nix 2.8, both directions.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseHash } from '../lib/hash/index.js';
 import {
@@ -89,15 +89,24 @@ test('our import reads caches nix copy wrote (xz, zstd, none), signed with a key
     await writeBundleFile(src, roots, bundle);
     const nixRoot = join(t.path, 'nix');
     await runOk('nix-store', ['--store', `local?root=${nixRoot}`, '--option', 'require-sigs', 'false', '--import'], { env, input: readFileSync(bundle) });
+    // And a path Nix added itself, content-addressed, signed afterwards with `nix store sign`.
+    const tree = join(t.path, 'tree');
+    mkdirSync(join(tree, 'd'), { recursive: true });
+    writeFileSync(join(tree, 'd', 'f'), 'from nix-store --add-fixed\n');
+    const added = (await runOk('nix-store', ['--store', `local?root=${nixRoot}`, '--add-fixed', '--recursive', 'sha256', tree], { env })).toString().trim();
     const sk = join(t.path, 'nix.sk');
     const pk = join(t.path, 'nix.pk');
     await runOk('nix-store', ['--generate-binary-cache-key', 'nixkey-1', sk, pk], { env });
+    await runOk('nix', ['store', 'sign', '--store', `local?root=${nixRoot}`, '--key-file', sk, added], { env });
+    const [addedInfo] = await nixPathInfo(env, nixRoot, [added]);
     for (const compression of ['xz', 'zstd', 'none']) {
       const dir = join(t.path, `nixcache-${compression}`);
       await runOk('nix', ['copy', '--store', `local?root=${nixRoot}`, '--to', `file://${dir}?compression=${compression}&secret-key=${sk}`, ...roots], { env });
+      await runOk('nix', ['copy', '--store', `local?root=${nixRoot}`, '--to', `file://${dir}?compression=${compression}`, added], { env });
       const dst = new LocalStore({ root: join(t.path, `ours-${compression}`) });
-      await importFromCache(dst, openCache(`file://${dir}`), roots, { trustedKeys: [parsePublicKey(readFileSync(pk, 'utf8'), pk)] });
+      await importFromCache(dst, openCache(`file://${dir}`), [...roots, added], { trustedKeys: [parsePublicKey(readFileSync(pk, 'utf8'), pk)] });
       assert.equal(ours(dst, roots), noCa(ours(src, roots)), compression);
+      assert.equal(ours(dst, [added]), strip([addedInfo!]), `${compression}: the --add-fixed path, CA included`);
       assert.ok(dst.requireInfo(c.top).signatures.some((s) => s.startsWith('nixkey-1:')));
       // Without the key the input-addressed path is refused.
       const other = new LocalStore({ root: join(t.path, `ours-untrusted-${compression}`) });
