@@ -221,9 +221,12 @@ export function makeMirrorCommand(opts: { resolveRef?: RefResolver } = {}): Comm
           handler: async (a) => {
             const store = openStore(a);
             const paths = await pathsOf(a);
-            const progress = a.to === '-' ? undefined : terminalProgress(a);
-            const written = a.to === '-' ? await writeBundle(store, paths, process.stdout) : await writeBundleFile(store, paths, resolve(a.to!), progress ? { progress } : {});
-            if (a.to !== '-') emit(a, { bundle: resolve(a.to!), paths: written }, () => written);
+            if (a.to === '-' || a.to === '') { // yargs hands a lone '-' over as ''
+              await writeBundle(store, paths, process.stdout);
+              return;
+            }
+            const written = await writeBundleFile(store, paths, resolve(a.to!), { progress: terminalProgress(a) });
+            emit(a, { bundle: resolve(a.to!), paths: written }, () => written);
           },
         }))
         .command(sub({
@@ -235,8 +238,9 @@ export function makeMirrorCommand(opts: { resolveRef?: RefResolver } = {}): Comm
             .example('nix-store --export $(nix-store -qR /nix/store/…) | $0 mirror unbundle -', 'straight from Nix') as Argv<MirrorArgs>,
           handler: async (a) => {
             const store = openStore(a);
-            const input = a.file === '-' ? process.stdin : createReadStream(resolve(a.file!), { highWaterMark: 1 << 20 });
-            const r = await readBundle(store, input, { where: a.file === '-' ? 'stdin' : a.file!, progress: terminalProgress(a), log: (l) => note(a, l) })
+            const stdin = a.file === '-' || a.file === ''; // yargs hands a lone '-' over as ''
+            const input = stdin ? process.stdin : createReadStream(resolve(a.file!), { highWaterMark: 1 << 20 });
+            const r = await readBundle(store, input, { where: stdin ? 'stdin' : a.file!, progress: terminalProgress(a), log: (l) => note(a, l) })
               .catch((e: Error) => {
                 throw new UserError(e.message);
               });
