@@ -14,7 +14,7 @@ import { encodeStr } from '../lib/nar/index.js';
 import { LocalStore, makeStorePath, parseStorePath } from '../lib/store/index.js';
 import { rejects } from './helpers/assert.js';
 import { havePeer } from './helpers/peers.js';
-import { runOk } from './helpers/run.js';
+import { run, runOk } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
 import { hostileNar, makeClosure, snapshot, type Closure } from './mirror-fixtures.js';
 
@@ -262,6 +262,40 @@ test('bundles: truncated or hostile input is refused; complete earlier paths sta
     await rejects(() => readBundle(dst2, Readable.from([evil]), { where: 'evil' }), /bundle evil: entry 1 .*invalid entry name '\.\.'/);
     assert.is(snapshot(dst2), before2);
     await rejects(() => readBundle(dst2, Readable.from([Buffer.from('not a bundle at all')]), { where: 'x' }), /bundle x: (expected 1 or 0|.*truncated)/);
+  } finally {
+    w.t.remove();
+  }
+});
+
+test('CLI: keygen, export, import, bundle to stdout piped into unbundle -, errors as one line', async () => {
+  const w = await world();
+  const cli = (args: string[], input?: Buffer) => run(process.execPath, [join(process.cwd(), 'dist/cli/main.js'), ...args], input ? { input } : {});
+  try {
+    const prefix = join(w.t.path, 'k');
+    const kg = await cli(['mirror', 'keygen', 'cli-1', '--out', prefix]);
+    assert.is(kg.code, 0, kg.stderr);
+    assert.is(kg.stdout.toString().trim(), readFileSync(`${prefix}.public`, 'utf8'));
+    assert.is(statSync(`${prefix}.secret`).mode & 0o777, 0o600);
+    assert.is((await cli(['mirror', 'keygen', 'cli-1', '--out', prefix])).code, 1, 'no silent overwrite');
+    const cache = join(w.t.path, 'cache');
+    const ex = await cli(['--store', w.src.root, '--json', 'mirror', 'export', '--to', cache, '--sign-key', `${prefix}.secret`, w.c.top]);
+    assert.is(ex.code, 0, ex.stderr);
+    assert.is((JSON.parse(ex.stdout.toString()) as { paths: unknown[] }).paths.length, 3);
+    const dst = join(w.t.path, 'dst');
+    const bad = await cli(['--store', dst, 'mirror', 'import', '--from', cache, '--all']);
+    assert.is(bad.code, 1);
+    assert.match(bad.stderr, /^error: .*is unsigned|^error: .*signed only by cli-1/);
+    assert.is(bad.stderr.trim().split('\n').length, 1);
+    const ok = await cli(['--store', dst, 'mirror', 'import', '--from', `file://${cache}`, '--all', '--trusted-key', readFileSync(`${prefix}.public`, 'utf8')]);
+    assert.is(ok.code, 0, ok.stderr);
+    assert.ok(new LocalStore({ root: dst }).isValid(w.c.top));
+    const bundle = await cli(['--store', w.src.root, 'mirror', 'bundle', '--to', '-', w.c.flat]);
+    assert.is(bundle.code, 0, bundle.stderr);
+    const un = await cli(['--store', join(w.t.path, 'dst2'), 'mirror', 'unbundle', '-'], bundle.stdout);
+    assert.is(un.code, 0, un.stderr);
+    assert.match(un.stdout.toString(), /imported .*-flat.bin/);
+    const notPath = await cli(['--store', w.src.root, 'mirror', 'export', '--to', cache, 'ubuntu:latest']);
+    assert.match(notPath.stderr, /'ubuntu:latest' is not a store path/);
   } finally {
     w.t.remove();
   }
