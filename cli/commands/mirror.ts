@@ -249,8 +249,10 @@ export function makeMirrorCommand(opts: { resolveRef?: RefResolver } = {}): Comm
         }))
         .command(sub({
           command: 'config',
-          describe: 'Show where mirror settings come from and what they are',
-          builder: (yy) => yy.example('$0 mirror config', 'config file location, substituters, trusted keys') as Argv<MirrorArgs>,
+          describe: 'Show the mirror settings: --substituter/--trusted-key flags, then FETCH_IMAGE_SUBSTITUTERS and FETCH_IMAGE_TRUSTED_PUBLIC_KEYS, then $FETCH_IMAGE_CONFIG or $XDG_CONFIG_HOME/fetch-image/config.json',
+          builder: (yy) => yy
+            .example('$0 mirror config', 'config file location, substituters, trusted keys')
+            .epilogue('config.json: {"substituters": ["http://cache.lan:8080", "/mnt/usb/cache"], "trustedPublicKeys": ["cache.lan-1:BASE64…"], "requireSigs": true}') as Argv<MirrorArgs>,
           handler: (a) => {
             const cfg = mirrorConfigFromArgs({});
             emit(a, { file: mirrorConfigPath(), ...cfg }, () => [
