@@ -24,7 +24,12 @@ function gunzip(source: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
   return gz;
 }
 
-/** xz through liblzma (lzma-native), slice by slice. */
+/**
+ * xz through liblzma (lzma-native: prebuilt N-API binaries in the package, source fallback
+ * bundled, nothing fetched at install). It decodes every xz feature (concatenated streams,
+ * SHA-256 checks, BCJ/delta filters) and reports truncation; the WASM xz-decompress lacks the
+ * first three and node-liblzma silently accepted a truncated file. Fed slice by slice.
+ */
 async function* unxz(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   // On the main thread: a pool round trip per small slice costs more than it overlaps, and
   // liblzma's buffers from pool threads inflated the peak RSS by a third.

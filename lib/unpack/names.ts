@@ -6,7 +6,7 @@ const SLASH = 0x2f;
 const DOT = 0x2e;
 
 const isDot = (c: Buffer): boolean => c.length === 1 && c[0] === DOT;
-const isDotDot = (c: Buffer): boolean => c.length === 2 && c[0] === DOT && c[1] === DOT;
+export const isDotDot = (c: Buffer): boolean => c.length === 2 && c[0] === DOT && c[1] === DOT;
 
 /** Splits on '/' dropping empty and '.' components (so `./a//b/` is `a`, `b`). */
 export function components(path: Buffer): Buffer[] {
@@ -72,4 +72,3 @@ export function under(root: Buffer, parts: readonly Buffer[]): Buffer {
   return Buffer.concat(bufs);
 }
 
-export { isDotDot };

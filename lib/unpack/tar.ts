@@ -13,7 +13,7 @@ const endsWithSlash = (b: Buffer): boolean => b.length > 0 && b[b.length - 1] ==
  * Reads a tar stream member by member and hands each to `sink`, as GNU tar would extract it:
  * pax ('x') and GNU long-name ('L', 'K') headers apply to the next member, global pax headers
  * ('g') and volume labels are ignored, unknown types are regular files, and reading stops at
- * the first zero block. Returns the number of members.
+ * the first zero block.
  */
 export async function readTar(source: AsyncIterable<Buffer>, sink: EntrySink, signal?: AbortSignal): Promise<void> {
   const r = new ByteReader(source);

@@ -11,7 +11,7 @@ const SYMLINK_MAX = 4096;
 /*
  * File system calls here are synchronous on purpose, as in GNU tar: each member needs several
  * dependent calls (mkdir, open, chmod, write, close) and a round trip through libuv's pool for
- * each made unpacking thousands of small files three times slower, waiting on nothing. The
+ * each made unpacking thousands of small files four times slower, waiting on nothing. The
  * data still arrives as an async stream, so the event loop turns between chunks.
  */
 
