@@ -27,6 +27,7 @@ function image(layers: number, bytesPerLayer: number, tag: string): ImageSpec {
 }
 
 export async function benchPull(work: string): Promise<Comparison[]> {
+  rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   const reg = await startRegistry();
   const rows: Comparison[] = [];

@@ -202,11 +202,13 @@ export class LocalStore {
       // Copying through the NAR keeps exactly what a NAR records and hashes in the same pass.
       const h = createHash('sha256');
       let size = 0;
+      // dumpPath recycles its buffers once the next chunk is asked for, while the restore may
+      // still hold a piece of one in a write queue: hand it copies.
       const tee = async function* (): AsyncGenerator<Buffer> {
         for await (const chunk of dumpPath(src)) {
           h.update(chunk);
           size += chunk.length;
-          yield chunk;
+          yield Buffer.from(chunk);
         }
       };
       await restoreNar(tee(), dest);
