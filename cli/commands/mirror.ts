@@ -73,8 +73,15 @@ function parseListen(s: string | undefined): { host: string; port: number } {
 
 const sub = <A>(m: CommandModule<MirrorArgs, A & MirrorArgs>) => m;
 
-/** The `mirror` command group. `resolveRef` turns image references into store paths (none yet). */
-export function makeMirrorCommand(opts: { resolveRef?: RefResolver } = {}): CommandModule<GlobalArgs, GlobalArgs> {
+export interface MirrorCommandOptions<E = GlobalArgs> {
+  /** Turns image references (`ubuntu:latest`, a pin) into store paths; without it only store paths are taken. */
+  resolveRef?: RefResolver;
+  /** More `mirror` subcommands that live elsewhere, e.g. the registry `sync` (cli/commands/sync.ts). */
+  extraCommands?: readonly CommandModule<GlobalArgs, E>[];
+}
+
+/** The `mirror` command group. */
+export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> = {}): CommandModule<GlobalArgs, GlobalArgs> {
   const pathsOf = async (a: MirrorArgs): Promise<string[]> => {
     const store = openStore(a);
     try {
@@ -263,6 +270,7 @@ export function makeMirrorCommand(opts: { resolveRef?: RefResolver } = {}): Comm
             ]);
           },
         }))
+        .command([...(opts.extraCommands ?? [])])
         .demandCommand(1, 'choose one of: keygen, export, import, substitute, serve, bundle, unbundle, config'),
     handler: () => undefined,
   };
