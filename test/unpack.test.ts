@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import fc from 'fast-check';
 import { fileURLToPath } from 'node:url';
 import { hashPath } from '../lib/nar/index.js';
 import { CorruptArchiveError, RefusedEntryError, TopLevelError, UnsupportedArchiveError, unpackArchive } from '../lib/unpack/index.js';
@@ -162,7 +163,8 @@ interface TarMember {
 function tarArchive(members: TarMember[]): Buffer {
   const blocks: Buffer[] = [];
   for (const m of members) {
-    const data = Buffer.from(m.data ?? '');
+    // Only regular files carry data (readers ignore the size of other types).
+    const data = Buffer.from((m.type ?? '0') === '0' ? m.data ?? '' : '');
     const h = Buffer.alloc(512);
     const put = (off: number, len: number, v: string | Buffer): void => void Buffer.from(v).copy(h, off, 0, len);
     const octal = (off: number, len: number, n: number): void => put(off, len, `${n.toString(8).padStart(len - 1, '0')}\0`);
@@ -267,6 +269,73 @@ test('hostile zip: zip-slip names and symlinks', async () => {
     await expectRefused(await make(link('pkg/l', '../../etc')), 'pkg/l', /points outside/, { zip: true });
     await expectRefused(await make(`${link('pkg/l', 'sub')}\nz.writestr('pkg/sub/', '')\nz.writestr('pkg/l/evil', 'x')`), 'pkg/l/evil', /written through the symlink 'pkg\/l'/, { zip: true });
     await expectRefused(await make(`i = zipfile.ZipInfo('pkg/fifo'); i.create_system = 3; i.external_attr = 0o010644 << 16; z.writestr(i, '')`), 'pkg/fifo', /FIFOs are not allowed/, { zip: true });
+  } finally {
+    t.remove();
+  }
+});
+
+test('property: whatever the members, nothing lands outside and every output symlink stays inside', async () => {
+  const t = tempDir();
+  try {
+    // Deep enough that no combination of the generated `..`s can climb out of the temp dir.
+    const box = join(t.path, 'l1/l2/l3/l4/l5/l6/box');
+    const comps = (up: number): fc.Arbitrary<string> =>
+      fc.array(fc.oneof({ arbitrary: fc.constantFrom('a', 'b', 'pkg', '.', ''), weight: 20 - up }, { arbitrary: fc.constant('..'), weight: up }), { minLength: 1, maxLength: 4 })
+        .map((cs) => cs.join('/'));
+    // Absolute names and targets point into the temp dir, never at the real root.
+    const absOr = (rel: fc.Arbitrary<string>, weight: number): fc.Arbitrary<string> =>
+      fc.oneof({ arbitrary: rel, weight: 20 - weight }, { arbitrary: rel.map((p) => `${t.path}/${p}`), weight });
+    // Mostly plausible members below pkg/, with a hostile one now and then.
+    const name = fc.oneof({ arbitrary: comps(0).map((p) => `pkg/${p}`), weight: 19 }, { arbitrary: absOr(comps(6), 6), weight: 1 });
+    const target = absOr(comps(5), 1);
+    const member = fc.record({
+      name,
+      type: fc.oneof({ arbitrary: fc.constantFrom('0', '0', '5', '2', '2', '1'), weight: 40 }, { arbitrary: fc.constant('6'), weight: 1 }),
+      linkname: target,
+      data: fc.constantFrom('', 'x', 'hello\n'),
+      mode: fc.constantFrom(0o644, 0o755),
+    });
+    let runs = 0;
+    let successes = 0;
+    await fc.assert(fc.asyncProperty(fc.array(member, { minLength: 1, maxLength: 8 }), fc.boolean(), async (members, strip) => {
+      const work = join(box, String(runs++));
+      mkdirSync(work, { recursive: true });
+      writeFileSync(join(work, 'a.tar'), tarArchive(members));
+      const out = join(work, 'out');
+      let ok = true;
+      try {
+        await unpackArchive(join(work, 'a.tar'), out, { stripOneTopLevel: strip });
+        successes++;
+      } catch (e) {
+        ok = false;
+        assert.ok(e instanceof RefusedEntryError || e instanceof TopLevelError || e instanceof CorruptArchiveError, String(e));
+      }
+      // Nothing anywhere in the temp dir but the scaffolding, the archive and the output.
+      const seen: string[] = [];
+      const walk = (dir: string): void => {
+        for (const n of readdirSync(dir)) {
+          const p = join(dir, n);
+          seen.push(p);
+          if (lstatSync(p).isDirectory()) walk(p);
+        }
+      };
+      walk(t.path);
+      const allowed = (p: string): boolean => box.startsWith(p + '/') || p === box || p === work || (p.startsWith(box + '/') && !p.startsWith(work)) ||
+        p === join(work, 'a.tar') || (ok && (p === out || p.startsWith(out + '/')));
+      for (const p of seen) assert.ok(allowed(p), `unexpected ${p} for ${JSON.stringify(members)}`);
+      if (!ok) return;
+      const realOut = realpathSync(out);
+      for (const p of seen.filter((q) => q.startsWith(out + '/') && lstatSync(q).isSymbolicLink())) {
+        let resolved: string;
+        try {
+          resolved = realpathSync(p);
+        } catch {
+          resolved = resolvePath(dirname(p), readlinkSync(p));
+        }
+        assert.ok(resolved === realOut || resolved.startsWith(realOut + '/'), `${p} -> ${readlinkSync(p)} leaves the output`);
+      }
+    }), { numRuns: 200 });
+    assert.ok(successes > 15, `only ${successes} of ${runs} archives unpacked: the generator is too hostile to test much`);
   } finally {
     t.remove();
   }
