@@ -1,6 +1,9 @@
+import type { SparseMap } from './tar-sparse.js';
+
 /** One archive member, whatever the archive format, as the safe tree writer receives it. */
 export type ArchiveEntry =
-  | { kind: 'file'; name: Buffer; executable: boolean; body: AsyncIterable<Buffer> }
+  /** With `sparse`, `body` is the stored segments back to back, and the rest are holes. */
+  | { kind: 'file'; name: Buffer; executable: boolean; body: AsyncIterable<Buffer>; sparse?: SparseMap }
   | { kind: 'directory'; name: Buffer }
   | { kind: 'symlink'; name: Buffer; target: Buffer }
   /** `target` is the name of an earlier member, relative to the archive's root. */

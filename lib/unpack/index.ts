@@ -11,7 +11,8 @@
  *   reached through a symlink (even one pointing inside); symlinks whose target leaves the
  *   output, as text or once resolved through other links, judged against the final output (so
  *   after stripping); hard links to outside, to directories or to members not yet extracted;
- *   device nodes, FIFOs, sockets; sparse tar members; encrypted or non-deflate zip entries.
+ *   device nodes, FIFOs, sockets; encrypted or non-deflate zip entries. Sparse tar members (old
+ *   GNU, pax 0.0/0.1/1.0) are written with holes, as GNU tar does.
  * - Repeated names: a later member replaces an earlier file or link (unlinked first, never
  *   written through); directories merge; nothing replaces a directory.
  * - Stripping as fetchzip: the top level must hold exactly one entry; a directory becomes the

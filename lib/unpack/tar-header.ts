@@ -94,9 +94,26 @@ export interface PaxRecords {
   path?: Buffer;
   linkpath?: Buffer;
   size?: number;
-  /** Any GNU.sparse.* key: the member is a sparse file in one of GNU's pax encodings. */
-  sparse?: boolean;
+  /** GNU's pax encodings of sparse files (GNU.sparse.*): 0.0, 0.1 and 1.0. */
+  sparse?: PaxSparse;
 }
+
+export interface PaxSparse {
+  /** GNU.sparse.major (1 for format 1.0, whose map opens the member's data). */
+  major?: number;
+  /** GNU.sparse.name: the real name (0.1, 1.0); the header's is a made-up one. */
+  name?: Buffer;
+  /** GNU.sparse.realsize (1.0) or GNU.sparse.size (0.x). */
+  realSize?: number;
+  /** Offset, length pairs from GNU.sparse.map (0.1) or repeated offset/numbytes keys (0.0). */
+  map?: number[];
+}
+
+const decimal = (value: Buffer, what: string): number => {
+  const text = value.toString('latin1');
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new CorruptArchiveError(`pax header has an invalid ${what}`);
+  return Number(text);
+};
 
 /** Parses `LEN KEY=VALUE\n` records. An empty value removes the key (POSIX). */
 export function parsePax(data: Buffer, into: PaxRecords): PaxRecords {
@@ -117,15 +134,40 @@ export function parsePax(data: Buffer, into: PaxRecords): PaxRecords {
     const value = rec.subarray(eq + 1);
     if (key === 'path') out.path = value.length ? cstr(value) : undefined;
     else if (key === 'linkpath') out.linkpath = value.length ? cstr(value) : undefined;
-    else if (key === 'size') {
-      if (value.length === 0) out.size = undefined;
-      else {
-        const text = value.toString('latin1');
-        if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new CorruptArchiveError('pax header has an invalid size');
-        out.size = Number(text);
-      }
-    } else if (key.startsWith('GNU.sparse.')) out.sparse = true;
+    else if (key === 'size') out.size = value.length ? decimal(value, 'size') : undefined;
+    else if (key.startsWith('GNU.sparse.')) sparseKey(out.sparse ??= {}, key.slice(11), value);
     off += len;
   }
   return out;
+}
+
+/** Max offset/length numbers in one sparse map (a million segments). */
+export const SPARSE_MAX = 2_000_000;
+
+function sparseKey(sp: PaxSparse, key: string, value: Buffer): void {
+  switch (key) {
+    case 'major':
+      sp.major = decimal(value, 'GNU.sparse.major');
+      break;
+    case 'name':
+      sp.name = cstr(value);
+      break;
+    case 'realsize':
+    case 'size':
+      sp.realSize = decimal(value, `GNU.sparse.${key}`);
+      break;
+    case 'map':
+      sp.map = value.length ? value.toString('latin1').split(',').map((v) => decimal(Buffer.from(v), 'GNU.sparse.map')) : [];
+      if (sp.map.length % 2 !== 0 || sp.map.length > SPARSE_MAX) throw new CorruptArchiveError('pax header has an invalid GNU.sparse.map');
+      break;
+    // Format 0.0 repeats these two keys, one pair per segment, in order.
+    case 'offset':
+      (sp.map ??= []).push(decimal(value, 'GNU.sparse.offset'));
+      if (sp.map.length > SPARSE_MAX) throw new CorruptArchiveError('too many sparse segments');
+      break;
+    case 'numbytes':
+      if (!sp.map || sp.map.length % 2 !== 1) throw new CorruptArchiveError('GNU.sparse.numbytes without GNU.sparse.offset');
+      sp.map.push(decimal(value, 'GNU.sparse.numbytes'));
+      break;
+  }
 }

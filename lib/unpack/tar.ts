@@ -1,6 +1,7 @@
 import { ByteReader } from './byte-reader.js';
 import type { ArchiveEntry, EntrySink } from './entry.js';
 import { CorruptArchiveError, RefusedEntryError, UnsupportedArchiveError } from './errors.js';
+import { checkMap, oldGnuMap, pax1Map, type SparseMap } from './tar-sparse.js';
 import { BLOCK, checksumOk, isZeroBlock, parseHeader, parsePax, type PaxRecords } from './tar-header.js';
 
 /** Cap on GNU long names and pax headers, which are held in memory. */
@@ -12,8 +13,8 @@ const endsWithSlash = (b: Buffer): boolean => b.length > 0 && b[b.length - 1] ==
 /**
  * Reads a tar stream member by member and hands each to `sink`, as GNU tar would extract it:
  * pax ('x') and GNU long-name ('L', 'K') headers apply to the next member, global pax headers
- * ('g') and volume labels are ignored, unknown types are regular files, and reading stops at
- * the first zero block.
+ * ('g') and volume labels are ignored, unknown types are regular files, sparse members (old GNU
+ * and pax 0.0/0.1/1.0) are filled in with holes, and reading stops at the first zero block.
  */
 export async function readTar(source: AsyncIterable<Buffer>, sink: EntrySink, signal?: AbortSignal): Promise<void> {
   const r = new ByteReader(source);
@@ -60,14 +61,32 @@ export async function readTar(source: AsyncIterable<Buffer>, sink: EntrySink, si
         longLink = cut(await meta());
         continue;
     }
-    const name = pax.path ?? longName ?? h.name;
+    const paxSparse = h.type === '0' || h.type === '7' ? pax.sparse : undefined;
+    const name = paxSparse?.name ?? pax.path ?? longName ?? h.name;
     const linkname = pax.linkpath ?? longLink ?? h.linkname;
     const size = pax.size ?? h.size;
-    const sparse = pax.sparse === true || h.type === 'S';
     pax = {};
     longName = undefined;
     longLink = undefined;
-    if (sparse) throw new RefusedEntryError(name, 'sparse files are not supported');
+    // A sparse member's data is its stored segments (after the map, in format 1.0).
+    let sparse: SparseMap | undefined;
+    let mapBytes = 0;
+    if (h.type === 'S') {
+      sparse = await oldGnuMap(block, r);
+    } else if (paxSparse) {
+      if (paxSparse.realSize === undefined) throw new CorruptArchiveError(`sparse tar member at byte ${at} has no real size`);
+      if (paxSparse.major === 1) {
+        const { map, used } = await pax1Map(r, paxSparse.realSize);
+        sparse = map;
+        mapBytes = used;
+        if (used > size) throw new CorruptArchiveError(`sparse tar member at byte ${at}: its map is larger than its data`);
+      } else if (paxSparse.map) {
+        sparse = { realSize: paxSparse.realSize, segments: paxSparse.map };
+      } else {
+        throw new CorruptArchiveError(`sparse tar member at byte ${at} has no map`);
+      }
+    }
+    if (sparse) checkMap(sparse, size - mapBytes);
     if (h.type === 'M' || h.type === 'N') throw new RefusedEntryError(name, `tar member type '${h.type}' (multi-volume or old GNU names) is not supported`);
 
     // Only regular files (and GNU dumpdirs) carry data; other types' size is ignored.
@@ -95,17 +114,17 @@ export async function readTar(source: AsyncIterable<Buffer>, sink: EntrySink, si
         dataSize = size;
         break;
       default:
-        dataSize = size;
+        dataSize = size - mapBytes;
         // Old tars marked directories as regular files whose name ends in '/'.
         entry = (h.type === '0' || h.type === '7') && endsWithSlash(name) && size === 0
           ? { kind: 'directory', name }
-          : { kind: 'file', name, executable: (h.mode & 0o100) !== 0, body: r.stream(size) };
+          : { kind: 'file', name, executable: (h.mode & 0o100) !== 0, body: r.stream(dataSize), ...(sparse ? { sparse } : {}) };
     }
     const start = r.position;
     await sink.add(entry);
     // Whatever of the data the sink did not read (none, for non-files) is skipped.
     await r.skip(dataSize - (r.position - start));
-    await r.skip(padding(dataSize));
+    await r.skip(padding(dataSize + mapBytes));
   }
   // Read what follows (zero blocks, record padding) so the decompressor checks its trailer too.
   await r.drain();

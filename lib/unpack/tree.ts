@@ -1,8 +1,9 @@
-import { closeSync, constants, copyFileSync, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, readlinkSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, copyFileSync, fchmodSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readlinkSync, symlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import type { ArchiveEntry, EntrySink } from './entry.js';
 import { RefusedEntryError, errnoCode, shown } from './errors.js';
 import { leavesRoot } from './link-check.js';
 import { joinPath, memberPath, targetLeaves, under } from './names.js';
+import type { SparseMap } from './tar-sparse.js';
 
 // O_EXCL with O_CREAT never follows a symlink at the final component; O_NOFOLLOW says so twice.
 const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -54,7 +55,7 @@ export class SafeTree implements EntrySink {
     if (parts.length === 0) throw new RefusedEntryError(entry.name, 'it names the output directory itself');
     switch (entry.kind) {
       case 'file':
-        return this.file(entry.name, parts, entry.executable, entry.body);
+        return this.file(entry.name, parts, entry.executable, entry.body, entry.sparse);
       case 'symlink':
         return this.symlink(entry.name, parts, entry.target);
       case 'hardlink':
@@ -78,14 +79,15 @@ export class SafeTree implements EntrySink {
     this.dirs.add(key(parts));
   }
 
-  private async file(name: Buffer, parts: Buffer[], executable: boolean, body: AsyncIterable<Buffer>): Promise<void> {
+  private async file(name: Buffer, parts: Buffer[], executable: boolean, body: AsyncIterable<Buffer>, sparse?: SparseMap): Promise<void> {
     this.parents(name, parts);
     const p = under(this.root, parts);
     const mode = executable ? 0o755 : 0o644;
     const fd = this.create(name, p, () => openSync(p, NEW_FILE, mode));
     try {
       fchmodSync(fd, mode); // whatever the umask
-      for await (const chunk of body) writeAll(fd, chunk);
+      if (sparse) await writeSparse(fd, body, sparse);
+      else for await (const chunk of body) writeAll(fd, chunk);
     } finally {
       closeSync(fd);
     }
@@ -187,8 +189,33 @@ function key(parts: readonly Buffer[]): string {
   return joinPath(parts).toString('latin1');
 }
 
-function writeAll(fd: number, chunk: Buffer): void {
-  for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+function writeAll(fd: number, chunk: Buffer, from = 0, length = chunk.length, at: number | null = null): void {
+  for (let off = 0; off < length; ) {
+    off += writeSync(fd, chunk, from + off, length - off, at === null ? null : at + off);
+  }
+}
+
+/** Writes each stored segment at its offset (the map was checked against the data size) and leaves holes between. */
+async function writeSparse(fd: number, body: AsyncIterable<Buffer>, map: SparseMap): Promise<void> {
+  const seg = map.segments;
+  let i = -2;
+  let at = 0;
+  let left = 0;
+  for await (const chunk of body) {
+    for (let c = 0; c < chunk.length; ) {
+      while (left === 0) {
+        i += 2;
+        at = seg[i] as number;
+        left = seg[i + 1] as number;
+      }
+      const n = Math.min(left, chunk.length - c);
+      writeAll(fd, chunk, c, n, at);
+      c += n;
+      at += n;
+      left -= n;
+    }
+  }
+  ftruncateSync(fd, map.realSize);
 }
 
 function lstatOrNull(p: Buffer): Stats | null {
