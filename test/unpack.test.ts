@@ -99,6 +99,32 @@ for (const { format, tarFormat, compress } of [
   });
 }
 
+test('v7, oldgnu and ustar headers (no magic, old GNU, POSIX prefix) agree with GNU tar', async () => {
+  const t = tempDir();
+  try {
+    const src = join(t.path, 'src', 'pkg');
+    mkdirSync(join(src, 'd'), { recursive: true });
+    writeFileSync(join(src, 'a'), 'a\n');
+    writeFileSync(join(src, 'd', 'x'), 'x\n');
+    chmodSync(join(src, 'd', 'x'), 0o755);
+    symlinkSync('a', join(src, 'l'));
+    linkSync(join(src, 'a'), join(src, 'h'));
+    // ustar splits a long name between its prefix and name fields.
+    mkdirSync(join(src, 'p'.repeat(90)));
+    writeFileSync(join(src, 'p'.repeat(90), 'n'.repeat(60)), 'split\n');
+    for (const format of ['v7', 'oldgnu', 'ustar']) {
+      const archive = join(t.path, `${format}.tar`);
+      const members = format === 'v7' ? ['pkg/a', 'pkg/d', 'pkg/l', 'pkg/h'] : ['pkg'];
+      await runOk('tar', [`--format=${format}`, '-C', join(t.path, 'src'), '-cf', archive, ...members]);
+      await unpackArchive(archive, join(t.path, `out-${format}`));
+      await referenceTree(archive, join(t.path, `ref-${format}`));
+      assert.is(await nar(join(t.path, `out-${format}`)), await nar(join(t.path, `ref-${format}`, 'pkg')), format);
+    }
+  } finally {
+    t.remove();
+  }
+});
+
 test('zip (Info-ZIP zip -y): the unpacked tree is byte-identical to unzip\'s', async () => {
   if (!havePeer('zip') || !havePeer('unzip')) return;
   const t = tempDir();
@@ -334,8 +360,8 @@ test('property: whatever the members, nothing lands outside and every output sym
         }
         assert.ok(resolved === realOut || resolved.startsWith(realOut + '/'), `${p} -> ${readlinkSync(p)} leaves the output`);
       }
-    }), { numRuns: 200 });
-    assert.ok(successes > 15, `only ${successes} of ${runs} archives unpacked: the generator is too hostile to test much`);
+    }), { numRuns: 150 });
+    assert.ok(successes > 10, `only ${successes} of ${runs} archives unpacked: the generator is too hostile to test much`);
   } finally {
     t.remove();
   }
