@@ -52,7 +52,7 @@ export async function readTar(source: AsyncIterable<Buffer>, sink: EntrySink, si
         continue;
       case 'g':
       case 'V':
-        await meta();
+        await r.skip(h.size + padding(h.size));
         continue;
       case 'L':
         longName = cut(await meta());

@@ -33,7 +33,7 @@ export async function readZip(path: string, sink: EntrySink, signal?: AbortSigna
       signal?.throwIfAborted();
       const e = await nextEntry(zip);
       if (e === null) break;
-      await sink.add(await toEntry(zip, e));
+      await sink.add(await toEntry(zip, e, signal));
     }
   } finally {
     zip.close();
@@ -65,7 +65,7 @@ function entryName(e: Entry): Buffer {
   return raw;
 }
 
-async function toEntry(zip: ZipFile, e: Entry): Promise<ArchiveEntry> {
+async function toEntry(zip: ZipFile, e: Entry, signal?: AbortSignal): Promise<ArchiveEntry> {
   const name = entryName(e);
   const unix = e.versionMadeBy >> 8 === UNIX ? e.externalFileAttributes >>> 16 : 0;
   const type = unix & S_IFMT;
@@ -84,16 +84,16 @@ async function toEntry(zip: ZipFile, e: Entry): Promise<ArchiveEntry> {
     // A symlink's target is its content.
     if (e.uncompressedSize > SYMLINK_MAX) throw new RefusedEntryError(name, 'its symlink target is not a valid path');
     const parts: Buffer[] = [];
-    for await (const chunk of body(zip, e, name)) parts.push(chunk);
+    for await (const chunk of body(zip, e, name, signal)) parts.push(chunk);
     return { kind: 'symlink', name, target: Buffer.concat(parts) };
   }
-  return { kind: 'file', name, executable: (unix & 0o100) !== 0, body: body(zip, e, name) };
+  return { kind: 'file', name, executable: (unix & 0o100) !== 0, body: body(zip, e, name, signal) };
 }
 
 /** Entries this small are inflated in one synchronous call instead of through a zlib stream. */
 const SMALL = 1 << 20;
 
-async function* body(zip: ZipFile, e: Entry, name: Buffer): AsyncGenerator<Buffer> {
+async function* body(zip: ZipFile, e: Entry, name: Buffer, signal?: AbortSignal): AsyncGenerator<Buffer> {
   const failed = (why: string): CorruptArchiveError => new CorruptArchiveError(`cannot read zip entry '${shown(name)}': ${why}`);
   // Small deflated entries (most of a source tree) skip a pool round trip per entry; the
   // output cap keeps a lying header from inflating more than it declared.
@@ -116,12 +116,14 @@ async function* body(zip: ZipFile, e: Entry, name: Buffer): AsyncGenerator<Buffe
       if (data.length > 0) yield data;
     } else {
       for await (const chunk of stream) {
+        signal?.throwIfAborted();
         crc = crc32(chunk as Buffer, crc);
         yield chunk as Buffer;
       }
     }
   } catch (err) {
-    throw err instanceof CorruptArchiveError ? err : failed((err as Error).message);
+    if (err instanceof CorruptArchiveError || signal?.aborted) throw err;
+    throw failed((err as Error).message);
   } finally {
     stream.destroy();
   }
