@@ -4,7 +4,6 @@ import { parseCreds, parsePlatform, type Credentials, type Platform } from '../.
 import { parseListFile, parseSize, syncImages, type ImageReport, type SyncSource, type SyncSummary } from '../../lib/sync/index.js';
 import { emit, note, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
-import { terminalProgress } from '../progress.js';
 
 interface SyncArgs extends GlobalArgs {
   src?: string;
@@ -132,7 +131,8 @@ async function syncHandler(a: SyncArgs): Promise<void> {
       jobs: a.jobs,
       src: { tlsVerify: a.srcTlsVerify, ...srcCreds, ...(a.srcCertFile ? { caFile: a.srcCertFile } : {}) },
       dest: { tlsVerify: a.destTlsVerify, ...destCreds, ...(a.destCertFile ? { caFile: a.destCertFile } : {}) },
-      progress: terminalProgress(a),
+      // Bars only for a person watching: cli-progress is not even loaded otherwise.
+      ...(!a.quiet && process.stderr.isTTY ? { progress: (await import('../progress.js')).terminalProgress(a) } : {}),
       log: (l) => note(a, `note: ${l}`),
     });
   } catch (e) {

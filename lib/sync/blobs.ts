@@ -41,9 +41,11 @@ function location(res: { headers: Record<string, string> }, base: string | URL, 
   }
 }
 
+/** The session URL with `digest=` appended; the registry's own query is kept byte for byte. */
 function withDigest(url: URL, digest: string): URL {
   const u = new URL(url);
-  u.searchParams.set('digest', digest);
+  const param = `digest=${encodeURIComponent(digest)}`;
+  u.search = u.search.length > 1 ? `${u.search}&${param}` : `?${param}`;
   return u;
 }
 

@@ -191,12 +191,13 @@ class Syncer {
     if (s.kind === 'list') {
       return { shape: 'list', items: s.entries.map((e) => ({ ref: e.ref, tag: e.tag, label: `${e.ref.name}${e.tag !== undefined ? `:${e.tag}` : ''}@${e.ref.digest ?? ''}` })) };
     }
-    const ref = parse(s.reference);
+    const text = s.reference.replace(/^docker:\/\//, '');
+    const ref = parse(text);
     if (s.kind === 'image') {
       const label = `${ref.name}${ref.tag !== undefined ? `:${ref.tag}` : ''}${ref.digest !== undefined ? `@${ref.digest}` : ''}`;
       return { shape: 'image', items: [{ ref, tag: ref.tag, label }] };
     }
-    if (typedTagOrDigest(s.reference.replace(/^docker:\/\//, ''))) {
+    if (typedTagOrDigest(text)) {
       throw new Error(`source '${s.reference}': with all tags, name a repository without a tag or digest`);
     }
     const tags = await listTags(this.srcHost(ref), ref.path);
