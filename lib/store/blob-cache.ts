@@ -1,7 +1,6 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { acquireLock } from './lock.js';
-import { fsyncDir } from './fsutil.js';
 
 const DIGEST_RE = /^sha256:([0-9a-f]{64})$/;
 
@@ -61,14 +60,10 @@ export class BlobCache {
         if (got !== digest) throw new Error(`blob ${digest}: content has digest ${got}`);
         const st = statSync(tmp);
         if (size !== undefined && st.size !== size) throw new Error(`blob ${digest}: ${st.size} bytes, expected ${size}`);
-        const fd = openSync(tmp, 'r');
-        try {
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
+        // No fsync: an entry torn by a power cut is caught by the digest check every reader of a
+        // pre-existing entry makes, and fetched again; flushing hundreds of MB here would only
+        // slow every pull down.
         renameSync(tmp, file);
-        fsyncDir(this.dir);
         return file;
       } finally {
         rmSync(tmp, { force: true });
