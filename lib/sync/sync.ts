@@ -389,6 +389,8 @@ class Syncer {
           sent += received;
           const s = session;
           session = undefined;
+          // A commit whose answer was lost still counts.
+          if (retryable(err) && await this.blobs.exists(path, blob).catch(() => false)) return sent;
           await this.blobs.cancel(path, s);
           if (attempt >= BLOB_ATTEMPTS || !retryable(err)) throw err;
         }
