@@ -44,6 +44,31 @@ export class ZstdDecompressStream extends Transform {
   }
 }
 
+/**
+ * zstd through fzstd, which cannot pause inside an input chunk: a small input can expand to
+ * gigabytes. Feeding it small slices and yielding what each produced keeps memory bounded by
+ * what one slice can expand to, with the consumer's back-pressure between slices.
+ */
+async function* zstdChunks(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const SLICE = 512;
+  let out: Buffer[] = [];
+  const inner = new Decompress((chunk) => {
+    if (chunk.length) out.push(Buffer.from(chunk)); // fzstd reuses its window: copy
+  });
+  for await (const chunk of source) {
+    for (let off = 0; off < chunk.length; off += SLICE) {
+      inner.push(chunk.subarray(off, off + SLICE));
+      if (out.length) {
+        const ready = out;
+        out = [];
+        yield* ready;
+      }
+    }
+  }
+  inner.push(new Uint8Array(0), true);
+  yield* out;
+}
+
 /** Uncompressed layer bytes from a blob stream in any of gzip, zstd or no compression. */
 export async function* decompressLayer(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
   const it = source[Symbol.asyncIterator]();
@@ -77,7 +102,11 @@ export async function* decompressLayer(source: AsyncIterable<Uint8Array>): Async
     return;
   }
   if (kind === 'bzip2' || kind === 'xz') throw new Error(`${kind}-compressed layers are not supported`);
-  const inflate = kind === 'gzip' ? createGunzip() : new ZstdDecompressStream();
+  if (kind === 'zstd') {
+    yield* zstdChunks(rest());
+    return;
+  }
+  const inflate = createGunzip();
   const input = Readable.from(rest());
   // pipeline ties the two together so a failure on either side surfaces while we iterate.
   const done = pipeline(input, inflate).catch((e: unknown) => e);
