@@ -99,6 +99,8 @@ interface Proxy {
   host: string;
   log: Array<{ method: string; path: string; bytes: number }>;
   hold?: ((req: IncomingMessage, bytes: number) => boolean) | undefined;
+  /** Like hold, decided before a byte of the request is forwarded (the registry never sees it). */
+  holdAtStart?: ((req: IncomingMessage) => boolean) | undefined;
   onHold?: (() => void) | undefined;
   stop(): Promise<void>;
 }
@@ -108,6 +110,11 @@ async function proxy(target: Registry): Promise<Proxy> {
   const server: Server = createServer((req, res) => {
     const rec = { method: req.method ?? '', path: req.url ?? '', bytes: 0 };
     p.log.push(rec);
+    if (p.holdAtStart?.(req)) {
+      p.holdAtStart = undefined;
+      p.onHold?.();
+      return;
+    }
     const up = httpRequest({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers);
       ur.pipe(res);
@@ -164,6 +171,38 @@ test('killed during the big layer, re-run: completes, and the blobs that had arr
     assert.is(bigPut[0]!.bytes, image.images[0]!.layers[2]!.size);
     const sent = px.log.reduce((n, x) => n + x.bytes, 0);
     assert.is(sent, image.images[0]!.layers[2]!.size + image.images[0]!.manifest.length, 'only the big layer and the manifest went up');
+  } finally {
+    await px.stop();
+    await dst.stop();
+  }
+});
+
+test('killed between chunks of the big layer, re-run with --chunk-size: the upload session continues where it stopped', async () => {
+  if (!have()) return;
+  const dst = await startRegistry();
+  const px = await proxy(dst);
+  const chunk = 1024 * 1024;
+  try {
+    const big = image.images[0]!.layers[2]!;
+    let patches = 0;
+    // config, base and mid take one PATCH each; hold the big layer's seventh chunk unsent.
+    px.holdAtStart = (req) => req.method === 'PATCH' && ++patches === 3 + 7;
+    const args = ['--quiet', '--jobs', '1', '--chunk-size', '1M', '--src-tls-verify=false', '--dest-tls-verify=false', `${src.host}/team/app:v1`, `${px.host}/chunks/app`];
+    const child: ChildProcess = spawn('node', [...cli, ...args], { env: env(), stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('close', (_code, signal) => resolve(signal)));
+    const held = new Promise<void>((resolve) => { px.onHold = resolve; });
+    assert.is(await Promise.race([held.then(() => 'held' as const), exited.then(() => 'exited' as const)]), 'held');
+    child.kill('SIGKILL');
+    await exited;
+
+    px.log.length = 0;
+    const r = summary(await sync(['--json', '--jobs', '1', '--chunk-size', '1M', `${src.host}/team/app:v1`, `${px.host}/chunks/app`]));
+    assert.is(r.images[0]!.digest, image.digest);
+    assert.equal(r.images[0]!.blobs, { sent: 1, mounted: 0, skipped: 3 });
+    const resent = px.log.filter((x) => x.method === 'PATCH').reduce((n, x) => n + x.bytes, 0);
+    assert.is(resent, big.size - 6 * chunk, 'only what the session lacked');
+    assert.is(r.images[0]!.bytesSent, big.size - 6 * chunk);
+    assert.is(px.log.filter((x) => x.method === 'POST').length, 0, 'no new upload session');
   } finally {
     await px.stop();
     await dst.stop();

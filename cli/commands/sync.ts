@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { parseCreds, parsePlatform, type Credentials, type Platform } from '../../lib/registry/index.js';
 import { parseListFile, parseSize, syncImages, type ImageReport, type SyncSource, type SyncSummary } from '../../lib/sync/index.js';
@@ -89,6 +91,12 @@ function human(s: SyncSummary): string[] {
   return lines;
 }
 
+/** Where chunked upload sessions are remembered between runs (XDG cache). */
+function uploadStateDir(): string {
+  const cache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(cache, 'fetch-image', 'sync-uploads');
+}
+
 async function syncHandler(a: SyncArgs): Promise<void> {
   if (!Number.isInteger(a.jobs) || a.jobs < 1) throw usage(`--jobs must be a positive integer, got ${a.jobs}`);
   const { source, dest } = endpoints(a);
@@ -128,6 +136,7 @@ async function syncHandler(a: SyncArgs): Promise<void> {
       ...(platforms !== undefined ? { platforms } : {}),
       dryRun: a.dryRun ?? false,
       chunkSize,
+      uploadStateDir: uploadStateDir(),
       jobs: a.jobs,
       src: { tlsVerify: a.srcTlsVerify, ...srcCreds, ...(a.srcCertFile ? { caFile: a.srcCertFile } : {}) },
       dest: { tlsVerify: a.destTlsVerify, ...destCreds, ...(a.destCertFile ? { caFile: a.destCertFile } : {}) },
@@ -154,7 +163,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       .option('all-platforms', { type: 'boolean', describe: 'copy whole multi-platform indexes (their digests are kept)' })
       .option('platform', { type: 'string', describe: 'os/arch[/variant] to keep from an index (repeatable); default linux/<this machine>' })
       .option('dry-run', { type: 'boolean', describe: 'show what would be sent, mounted and skipped; write nothing' })
-      .option('chunk-size', { type: 'string', describe: 'upload in PATCH chunks of this size (8M, 512K); default one streamed PUT per blob' })
+      .option('chunk-size', { type: 'string', describe: 'upload in PATCH chunks of this size (8M, 512K), resumable after a kill; default one streamed PUT per blob' })
       .option('jobs', { type: 'number', default: 6, describe: 'blobs copied in parallel' })
       .option('src-creds', { type: 'string', describe: 'source credentials user:password (never stored or logged)' })
       .option('dest-creds', { type: 'string', describe: 'destination credentials user:password (never stored or logged)' })
@@ -171,7 +180,8 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
         'DEST mapping: a bare host keeps each source path; host/repo is the repository for one image or one --all-tags repository;',
         'with --list, host/prefix is prefixed to each source path. Tags are kept; images named by digest are pushed by digest.',
         'Without --all-platforms an index is reduced to the chosen platforms: with one, the tag names that platform\'s manifest',
-        '(as skopeo copy without --all); with several, a new index of just those entries. Re-running skips whatever arrived.',
+        '(as skopeo copy without --all); with several, a new index of just those entries. Re-running skips blobs that arrived;',
+        'with --chunk-size an interrupted blob also continues where its upload session stopped.',
       ].join('\n')) as unknown as Argv<SyncArgs>, // yargs' inferred kebab/camel keys
   handler: syncHandler,
 };

@@ -138,11 +138,17 @@ export class BlobPusher {
     }
   }
 
-  /** PATCHes `source` in chunks of at most `chunkSize` bytes, then commits with an empty PUT. */
-  async putChunked(path: string, session: Session, blob: Blob, source: Readable, chunkSize: number, onSent?: (bytes: number) => void): Promise<void> {
+  /**
+   * PATCHes `source` in chunks of at most `chunkSize` bytes, then commits with an empty PUT.
+   * A session that already holds `from` bytes continues there (the source's first `from` bytes
+   * are read and dropped). `onChunk` hears of each chunk the registry acknowledged.
+   */
+  async putChunked(path: string, session: Session, blob: Blob, source: Readable, chunkSize: number,
+    opts: { from?: number; onChunk?: (url: URL, offset: number) => Promise<void> } = {}): Promise<void> {
     const what = `upload of blob ${blob.digest} to ${this.host.domain}/${path}`;
     let url = session.url;
-    let offset = 0;
+    let offset = opts.from ?? 0;
+    let skip = offset;
     let pending: Buffer[] = [];
     let pendingLen = 0;
     const flush = async (n: number): Promise<void> => {
@@ -153,10 +159,17 @@ export class BlobPusher {
       pendingLen = rest.length;
       url = await this.patch(path, url, chunk, offset, what);
       offset += chunk.length;
-      onSent?.(offset);
+      await opts.onChunk?.(url, offset);
     };
     try {
-      for await (const c of source as AsyncIterable<Buffer>) {
+      for await (const read of source as AsyncIterable<Buffer>) {
+        let c = read;
+        if (skip > 0) {
+          const drop = Math.min(skip, c.length);
+          skip -= drop;
+          c = c.subarray(drop);
+          if (c.length === 0) continue;
+        }
         pending.push(c);
         pendingLen += c.length;
         while (pendingLen >= chunkSize) await flush(chunkSize);
@@ -213,7 +226,7 @@ export class BlobPusher {
   }
 
   /** `GET <session>` → 204 with the Range received and a fresh Location. */
-  private async status(path: string, url: URL, what: string): Promise<{ received: number; url: URL }> {
+  async status(path: string, url: URL, what: string): Promise<{ received: number; url: URL }> {
     const res = await this.host.send('GET', url.href, {}, this.scope(path));
     const body = await readBody(res.body);
     if (res.status !== 204 && res.status !== 200) throw await this.host.statusError(`${what}: upload status ${stripQuery(url)}`, res.status, body);

@@ -16,6 +16,7 @@ import {
 import { BlobPusher, retryable, type Blob, type Session } from './blobs.js';
 import { parseDestination, targetFor, type Destination, type SourceShape } from './destination.js';
 import { RegistryHost, skipUnusedCaBundles, type HostOptions } from './host.js';
+import { UploadJournal } from './journal.js';
 import type { ListEntry } from './list-file.js';
 import { ManifestPusher } from './manifests.js';
 import { manifestsBottomUp, planSource, type ManifestNode } from './plan.js';
@@ -46,6 +47,8 @@ export interface SyncOptions {
   dryRun?: boolean;
   /** Upload in PATCH chunks of this many bytes; 0 or undefined = one streamed PUT per blob. */
   chunkSize?: number;
+  /** Where chunked upload sessions are remembered, so that a killed sync resumes a blob mid-way. */
+  uploadStateDir?: string;
   /** Blobs copied (and manifests fetched) in parallel; default 6, as skopeo. */
   jobs?: number;
   src?: HostOptions;
@@ -138,6 +141,7 @@ class Syncer {
   private readonly platforms: 'all' | readonly Platform[];
   private readonly dry: boolean;
   private readonly chunkSize: number;
+  private readonly journal: UploadJournal | undefined;
   private proxyNoted = false;
 
   constructor(private readonly opts: SyncOptions) {
@@ -148,6 +152,7 @@ class Syncer {
     this.platforms = opts.platforms ?? [wantedPlatform()];
     this.dry = opts.dryRun ?? false;
     this.chunkSize = opts.chunkSize ?? 0;
+    this.journal = opts.uploadStateDir !== undefined ? new UploadJournal(opts.uploadStateDir) : undefined;
     if (!Number.isSafeInteger(this.chunkSize) || this.chunkSize < 0) throw new Error(`invalid chunk size ${this.chunkSize}: expected a byte count (0 = one streamed PUT)`);
     const destRef = parseReference(`${this.dest.domain}/${this.dest.path ?? 'x'}`);
     this.destHost = new RegistryHost(destRef, skipUnusedCaBundles({ ...opts.dest, ...(opts.fetch ? { fetch: { ...opts.fetch, ...opts.dest?.fetch } } : {}) }));
@@ -356,42 +361,77 @@ class Syncer {
     return { report: { ...base, action: 'send' }, bytes };
   }
 
-  /** Uploads one blob, starting it over (new session, new download) after a transport failure. */
+  /** Chunk size for uploads to the destination: 0 = one streamed PUT (only without a proxy). */
+  private async chunkFor(): Promise<number> {
+    if (this.chunkSize > 0) return this.chunkSize;
+    if (this.destHost.stream.canStream(new URL(await this.destHost.endpoint()))) return 0;
+    if (!this.proxyNoted) {
+      this.proxyNoted = true;
+      this.opts.log?.(`a proxy is set for ${this.dest.domain}: uploading in ${PROXY_CHUNK_SIZE / 1024 / 1024} MiB chunks through it`);
+    }
+    return PROXY_CHUNK_SIZE;
+  }
+
+  /** A session an earlier (killed) run left for this blob, with what it holds; forgotten if unusable. */
+  private async savedSession(path: string, blob: Blob): Promise<{ session: Session; from: number } | undefined> {
+    const url = await this.journal?.get(this.dest.domain, path, blob.digest);
+    if (!url) return undefined;
+    const st = await this.blobs.status(path, url, `upload of blob ${blob.digest}`).catch(() => undefined);
+    if (st && st.received <= blob.size) return { session: { url: st.url }, from: st.received };
+    await this.journal?.drop(this.dest.domain, path, blob.digest);
+    return undefined;
+  }
+
+  /** Uploads one blob, starting it over (new session, new download) after a transport failure. Returns bytes sent. */
   private async upload(blob: Blob, path: string, client: RegistryClient, first: Session | undefined): Promise<number> {
     const id = `${path}@${blob.digest}`;
     const progress = this.opts.progress;
+    const journal = this.journal;
+    const chunk = await this.chunkFor();
     progress?.start(id, `${short(blob.digest)} → ${path}`, blob.size);
     let sent = 0;
     let session = first;
     try {
       for (let attempt = 1; ; attempt++) {
+        let from = 0;
+        if (!session && chunk > 0) {
+          const saved = await this.savedSession(path, blob);
+          if (saved) {
+            ({ session, from } = saved);
+            this.opts.log?.(`${id}: resuming an interrupted upload at byte ${from} of ${blob.size}`);
+          }
+        }
         session ??= await this.blobs.start(path, blob);
-        let received = 0;
+        let now = 0;
         const onProgress = (n: number): void => {
-          received = n;
+          if (chunk === 0) now = n;
           progress?.update(id, n, blob.size);
         };
         try {
           const source = await client.openBlob({ digest: blob.digest, size: blob.size }, { onProgress });
-          const chunk = this.chunkSize > 0 ? this.chunkSize : this.destHost.stream.canStream(session.url) ? 0 : PROXY_CHUNK_SIZE;
           if (chunk === 0) {
             await this.blobs.putWhole(path, session, blob, source);
           } else {
-            if (this.chunkSize === 0 && !this.proxyNoted) {
-              this.proxyNoted = true;
-              this.opts.log?.(`a proxy is set for ${this.dest.domain}: uploading in ${PROXY_CHUNK_SIZE / 1024 / 1024} MiB chunks through it`);
-            }
-            await this.blobs.putChunked(path, session, blob, source, chunk);
+            const onChunk = async (url: URL, offset: number): Promise<void> => {
+              now = offset - from;
+              await journal?.set(this.dest.domain, path, blob.digest, url);
+            };
+            await this.blobs.putChunked(path, session, blob, source, chunk, { from, onChunk });
           }
-          sent += received;
+          sent += now;
+          await journal?.drop(this.dest.domain, path, blob.digest);
           return sent;
         } catch (err) {
-          sent += received;
+          sent += now;
           const s = session;
           session = undefined;
           // A commit whose answer was lost still counts.
-          if (retryable(err) && await this.blobs.exists(path, blob).catch(() => false)) return sent;
+          if (retryable(err) && await this.blobs.exists(path, blob).catch(() => false)) {
+            await journal?.drop(this.dest.domain, path, blob.digest);
+            return sent;
+          }
           await this.blobs.cancel(path, s);
+          await journal?.drop(this.dest.domain, path, blob.digest);
           if (attempt >= BLOB_ATTEMPTS || !retryable(err)) throw err;
         }
       }
