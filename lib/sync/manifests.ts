@@ -6,8 +6,8 @@
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, RegistryError, digestOf } from '../registry/index.js';
 import { readBody, repoScope, type RegistryHost } from './host.js';
 
-function accept(mediaType: string): string {
-  return MANIFEST_ACCEPT.includes(mediaType) ? MANIFEST_ACCEPT : `${mediaType}, ${MANIFEST_ACCEPT}`;
+function accept(mediaType: string | undefined): string {
+  return mediaType === undefined || MANIFEST_ACCEPT.includes(mediaType) ? MANIFEST_ACCEPT : `${mediaType}, ${MANIFEST_ACCEPT}`;
 }
 
 export class ManifestPusher {
@@ -22,7 +22,7 @@ export class ManifestPusher {
   }
 
   /** The digest `reference` (tag or digest) names in `path`, or undefined when absent. */
-  async current(path: string, reference: string, mediaType: string): Promise<string | undefined> {
+  async current(path: string, reference: string, mediaType?: string): Promise<string | undefined> {
     const what = `manifest ${this.describe(path, reference)}`;
     try {
       const url = await this.host.url(path, `manifests/${reference}`);
@@ -40,7 +40,7 @@ export class ManifestPusher {
   }
 
   /** GETs the manifest; its digest is computed from the bytes, never taken from a header. */
-  async fetch(path: string, reference: string, mediaType: string): Promise<{ digest: string; bytes: Buffer; contentType: string | undefined }> {
+  async fetch(path: string, reference: string, mediaType?: string): Promise<{ digest: string; bytes: Buffer; contentType: string | undefined }> {
     const what = `manifest ${this.describe(path, reference)}`;
     try {
       const url = await this.host.url(path, `manifests/${reference}`);

@@ -237,6 +237,9 @@ class Syncer {
   private async image(item: Item, shape: SourceShape): Promise<ImageReport> {
     const target = targetFor(item.ref, item.tag, this.dest, shape);
     const client = this.client(item.ref);
+    // What the destination tag names now is asked while the source is read.
+    const byTag = target.tag !== undefined ? this.manifests.current(target.ref.path, target.tag) : undefined;
+    byTag?.catch(() => undefined);
     const plan = await planSource(client, item.ref.manifestRef, this.platforms, this.planLimit);
     const path = target.ref.path;
     const top = plan.top;
@@ -255,7 +258,7 @@ class Syncer {
     const manifestReport = (n: ManifestNode, action: 'push' | 'skip'): ManifestReport => ({ digest: n.digest, mediaType: n.mediaType, size: n.bytes.length, as: asOf(n), action });
 
     // Already there under the same name: everything it references is there too.
-    if (await this.manifests.current(path, topRef, top.mediaType) === top.digest) {
+    if (await (byTag ?? this.manifests.current(path, topRef, top.mediaType)) === top.digest) {
       report.upToDate = true;
       const seen = new Set<string>();
       for (const n of nodes) {
