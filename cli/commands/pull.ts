@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { BUILTIN_BUILDERS, defaultSubstituters, pullRecipe, pullV1Recipe, v1TarballRecipe, type ImageFormat } from '../../lib/builders/index.js';
+import { BUILTIN_BUILDERS, pullRecipe, pullV1Recipe, v1TarballRecipe, type ImageFormat } from '../../lib/builders/index.js';
 import type { LocalStore } from '../../lib/store/index.js';
 import type { RealiseResult, Recipe } from '../../lib/recipe/index.js';
 import type { Hash } from '../../lib/hash/index.js';
@@ -8,7 +8,8 @@ import { prefetch, realise } from '../../lib/recipe/index.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
 import { terminalProgress } from '../progress.js';
-import { asUserError, declaredHashArg } from './url.js';
+import { asUserError, declaredHashArg, substitutersFor } from './url.js';
+import { withSubstituterOptions } from './mirror.js';
 
 interface PullArgs extends GlobalArgs {
   ref: string;
@@ -28,6 +29,8 @@ interface PullArgs extends GlobalArgs {
   nix?: boolean;
   curlOpts?: string;
   registryVersion: 'v2' | 'v1';
+  substituter?: string[];
+  trustedKey?: string[];
   indexUrl?: string;
   registryUrl?: string;
   imageId?: string;
@@ -51,7 +54,7 @@ export function nixExpression(p: { imageName: string; imageDigest: string; hash:
 }
 
 const pullOptions = (y: Argv<GlobalArgs>) =>
-  y
+  withSubstituterOptions(y)
     .positional('ref', { type: 'string', demandOption: true, describe: 'image reference: name[:tag][@sha256:digest]' })
     .option('sha256', { type: 'string', describe: 'pinned sha256 of the archive (any encoding, as pullImage sha256)' })
     .option('hash', { type: 'string', describe: 'pinned hash as SRI (sha256-…), as pullImage hash' })
@@ -141,7 +144,7 @@ function realiseOptions(a: PullArgs) {
   if (a.curlOpts) callerEnv.NIX_CURL_FLAGS = [process.env.NIX_CURL_FLAGS, a.curlOpts].filter(Boolean).join(' ');
   return {
     builders: BUILTIN_BUILDERS,
-    substituters: defaultSubstituters(),
+    substituters: substitutersFor(a),
     callerEnv,
     keepFailed: a.keepFailed ?? false,
     progress: terminalProgress(a),

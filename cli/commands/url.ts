@@ -2,7 +2,10 @@ import type { Argv, CommandModule } from 'yargs';
 import { BUILTIN_BUILDERS, defaultSubstituters, fetchUrlRecipe, outputModeOf } from '../../lib/builders/index.js';
 import { parseHash, type Hash } from '../../lib/hash/index.js';
 import { HashMismatchError, prefetch, realise } from '../../lib/recipe/index.js';
+import { binaryCacheSubstituter } from '../../lib/mirror/index.js';
+import type { Substituter } from '../../lib/recipe/index.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
+import { mirrorConfigFromArgs, withSubstituterOptions } from './mirror.js';
 import { EXIT, UserError } from '../errors.js';
 import { terminalProgress } from '../progress.js';
 
@@ -17,6 +20,20 @@ interface UrlArgs extends GlobalArgs {
   hashedMirror?: string[];
   curlOpts?: string;
   base32?: boolean;
+  substituter?: string[];
+  trustedKey?: string[];
+}
+
+/**
+ * Binary caches first (--substituter, FETCH_IMAGE_SUBSTITUTERS, the config file): that is how an
+ * offline machine gets a pinned path; then hashed mirrors for flat URL fetches.
+ */
+export function substitutersFor(a: { substituter?: string[]; trustedKey?: string[]; hashedMirror?: string[] }): Substituter[] {
+  const cfg = mirrorConfigFromArgs(a);
+  return [
+    ...(cfg.substituters.length ? [binaryCacheSubstituter(cfg)] : []),
+    ...defaultSubstituters({ hashedMirrors: a.hashedMirror ?? [] }),
+  ];
 }
 
 /** `--sha256` takes any sha256 encoding (as pullImage's sha256); `--hash` any SRI or prefixed hash. */
@@ -41,7 +58,7 @@ export const urlCommand: CommandModule<GlobalArgs, UrlArgs> = {
   command: 'url <url>',
   describe: 'Fetch a URL into the store as a fixed output (like fetchurl / nix-prefetch-url)',
   builder: (y) =>
-    y
+    withSubstituterOptions(y)
       .positional('url', { type: 'string', demandOption: true })
       .option('sha256', { type: 'string', describe: 'expected sha256 (base16, nix32, base64 or SRI)' })
       .option('hash', { type: 'string', describe: 'expected hash as SRI (sha256-…) or algo:digest' })
@@ -65,7 +82,7 @@ export const urlCommand: CommandModule<GlobalArgs, UrlArgs> = {
     });
     const opts = {
       builders: BUILTIN_BUILDERS,
-      substituters: defaultSubstituters({ hashedMirrors: a.hashedMirror ?? [] }),
+      substituters: substitutersFor(a),
       keepFailed: a.keepFailed ?? false,
       progress: terminalProgress(a),
       log: (l: string) => note(a, l),
