@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
-import type { Hash } from '../hash/index.js';
-import { Hash as HashClass } from '../hash/index.js';
+import { Hash } from '../hash/index.js';
 import {
   LayerDigestMismatchError, archiveManifest, archiveRepositories, layerFromFile, legacyLayers, toOciImage, uncompressLayerToFile, writeDockerArchive,
   writeOciLayout, type ArchiveLayer, type RepoTag,
@@ -137,7 +136,7 @@ class HashingFileSink extends Writable {
   }
 
   hashes(): Pick<BuildOutcome, 'flatSha256' | 'nar'> {
-    const flatSha256 = new HashClass('sha256', this.flat.digest());
+    const flatSha256 = new Hash('sha256', this.flat.digest());
     try {
       return { flatSha256, nar: this.nar.digest() };
     } catch {
@@ -216,7 +215,6 @@ export const fetchImageBuilder: Builder = async (ctx) => {
   if (a.format === 'oci') {
     const converted = toOciImage({ mediaType: img.manifestMediaType, bytes: img.manifestBytes }, img.configBytes);
     const files = await Promise.all(img.layers.map((d) => limit(() => ensureBlob(ctx, client, cache, d))));
-    const { createReadStream } = await import('node:fs');
     const configDigest = `sha256:${createHash('sha256').update(converted.config).digest('hex')}`;
     await writeOciLayout(ctx.out, {
       manifest: converted.manifest,
