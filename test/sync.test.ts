@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
 import { closeDispatchers } from '../lib/fetch/index.js';
 import { RegistryClient, parsePlatform } from '../lib/registry/index.js';
@@ -368,6 +368,103 @@ test('chunked upload faults: a 503 chunk resumes from the Range the registry rep
     assert.ok(methods[cut + 1] === 'GET' || methods.slice(cut + 1).includes('POST'), methods.join(' '));
   } finally {
     await rec.stop();
+  }
+});
+
+/**
+ * A destination that hands uploads to another origin (as registries backed by object storage
+ * do): the registry wants Basic auth, the upload host records whether it ever saw credentials.
+ */
+async function splitDestination(): Promise<{ host: string; uploadAuth: string[]; uploadBytes: number; stop(): Promise<void> }> {
+  const AUTH = `Basic ${Buffer.from(`alice:${'s3cret'}`).toString('base64')}`;
+  const blobs = new Map<string, number>();
+  const manifests = new Map<string, { bytes: Buffer; type: string }>();
+  const sessions = new Map<string, number>();
+  let made = 0;
+  const state = { host: '', uploadAuth: [] as string[], uploadBytes: 0, stop: async () => undefined };
+  const body = (req: IncomingMessage): Promise<Buffer> => new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+  });
+  const uploads = createServer((req, res) => {
+    void body(req).then((b) => {
+      state.uploadAuth.push(req.headers.authorization ?? '');
+      state.uploadBytes += b.length;
+      const u = new URL(req.url ?? '/', 'http://x');
+      const id = u.pathname;
+      const held = (sessions.get(id) ?? 0) + b.length;
+      sessions.set(id, held);
+      if (req.method === 'PATCH') {
+        res.writeHead(202, { location: `${u.pathname}?sig=abc`, range: `0-${held - 1}` }).end();
+        return;
+      }
+      const digest = u.searchParams.get('digest') ?? '';
+      blobs.set(`${decodeURIComponent(id.split('/')[2] ?? '')}@${digest}`, held);
+      res.writeHead(201, { 'docker-content-digest': digest }).end();
+    });
+  });
+  const registry = createServer((req, res) => {
+    void body(req).then((b) => {
+      if (req.headers.authorization !== AUTH) {
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="split"' }).end();
+        return;
+      }
+      const u = new URL(req.url ?? '/', 'http://x');
+      const m = /^\/v2\/(.+)\/(blobs|manifests)\/(.*)$/.exec(u.pathname);
+      if (u.pathname === '/v2/') return void res.writeHead(200).end();
+      if (m && m[2] === 'blobs' && m[3] === 'uploads/' && req.method === 'POST') {
+        return void res.writeHead(202, { location: `http://${uploadHost}/up/${encodeURIComponent(m[1]!)}/${++made}?sig=abc` }).end();
+      }
+      if (m && m[2] === 'blobs') {
+        const size = blobs.get(`${m[1]}@${m[3]}`);
+        return void res.writeHead(size === undefined ? 404 : 200, size === undefined ? {} : { 'content-length': String(size), 'docker-content-digest': m[3]! }).end();
+      }
+      if (m && m[2] === 'manifests' && req.method === 'PUT') {
+        const digest = `sha256:${sha256(b)}`;
+        manifests.set(`${m[1]}:${m[3]}`, { bytes: b, type: req.headers['content-type'] ?? '' });
+        manifests.set(`${m[1]}:${digest}`, { bytes: b, type: req.headers['content-type'] ?? '' });
+        return void res.writeHead(201, { 'docker-content-digest': digest }).end();
+      }
+      if (m && m[2] === 'manifests') {
+        const found = manifests.get(`${m[1]}:${m[3]}`);
+        if (!found) return void res.writeHead(404).end();
+        res.writeHead(200, { 'content-type': found.type, 'docker-content-digest': `sha256:${sha256(found.bytes)}`, 'content-length': String(found.bytes.length) });
+        return void res.end(req.method === 'HEAD' ? undefined : found.bytes);
+      }
+      res.writeHead(404).end();
+    });
+  });
+  const listen = (srv: Server): Promise<string> => new Promise((resolve) => srv.listen(0, '127.0.0.1', () => {
+    const a = srv.address();
+    resolve(`127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`);
+  }));
+  const uploadHost = await listen(uploads);
+  state.host = await listen(registry);
+  state.stop = async () => {
+    for (const srv of [uploads, registry]) {
+      srv.closeAllConnections();
+      await new Promise<void>((resolve) => srv.close(() => resolve()));
+    }
+  };
+  return state;
+}
+
+test('uploads handed to another origin get no credentials (streamed PUT and chunked PATCHes)', async () => {
+  if (!have()) return;
+  const split = await splitDestination();
+  try {
+    const creds = { username: 'alice', password: 's3cret', source: 'test' };
+    const base = { source: { kind: 'image' as const, reference: `${src.host}/team/app:v1` }, src: { tlsVerify: false, credentials: null }, fetch: { retries: 0 } };
+    const whole = await syncImages({ ...base, destination: `${split.host}/whole`, dest: { tlsVerify: false, credentials: creds } });
+    assert.is(whole.images[0]!.digest, single.digest);
+    const chunked = await syncImages({ ...base, destination: `${split.host}/chunked`, dest: { tlsVerify: false, credentials: creds }, chunkSize: 64 * 1024 });
+    assert.is(chunked.images[0]!.digest, single.digest);
+    assert.ok(split.uploadAuth.length >= 6, `${split.uploadAuth.length} upload requests`);
+    assert.equal([...new Set(split.uploadAuth)], [''], 'no Authorization header ever reached the upload host');
+    assert.is(split.uploadBytes, whole.totals.bytesSent + chunked.totals.bytesSent);
+  } finally {
+    await split.stop();
   }
 });
 
