@@ -136,6 +136,8 @@ class Syncer {
   private readonly known = new Map<string, string>();
   /** Blob copies of this run, by `path@digest`, so that images sharing a blob send it once. */
   private readonly copies = new Map<string, Promise<{ report: BlobReport; bytes: number }>>();
+  /** Manifests pushed by digest in this run (or, dry, that would be), by `path@digest`. */
+  private readonly pushed = new Set<string>();
   private readonly blobLimit: Limiter;
   private readonly planLimit: Limiter;
   private readonly platforms: 'all' | readonly Platform[];
@@ -303,11 +305,13 @@ class Syncer {
 
     // Children first (by digest), then the top by its tag (or digest).
     for (const n of nodes) {
-      const isTop = n === top;
-      const skip = isTop ? target.tag === undefined && present.has(n.digest) : present.has(n.digest);
+      const byDigest = n !== top || target.tag === undefined;
+      const key = `${path}@${n.digest}`;
+      const skip = byDigest && (present.has(n.digest) || this.pushed.has(key));
       report.manifests.push(manifestReport(n, skip ? 'skip' : 'push'));
-      if (skip || this.dry) continue;
-      await this.manifests.put(path, asOf(n), n);
+      if (skip) continue;
+      if (byDigest) this.pushed.add(key);
+      if (!this.dry) await this.manifests.put(path, asOf(n), n);
     }
     if (!this.dry) {
       const back = await this.manifests.fetch(path, topRef, top.mediaType);
