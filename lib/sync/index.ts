@@ -5,7 +5,8 @@ export type {
 } from './sync.js';
 export { parseDestination, targetFor } from './destination.js';
 export type { Destination, SourceShape, Target } from './destination.js';
-export { parseListFile, parseSize } from './list-file.js';
+export { parseListFile } from './list-file.js';
+export { parseSize } from './size.js';
 export type { ListEntry } from './list-file.js';
 export { isNonDistributable } from './plan.js';
 export { receivedBytes } from './blobs.js';
