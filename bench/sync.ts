@@ -71,9 +71,11 @@ function cliCommand(work: string): string {
   writeFileSync(entry, [
     `import yargs from ${JSON.stringify(import.meta.resolve('yargs'))};`,
     `import { syncCommand } from ${JSON.stringify(join(DIST, 'cli/commands/sync.js'))};`,
+    `import { UserError } from ${JSON.stringify(join(DIST, 'cli/errors.js'))};`,
     `try {`,
     `  await yargs(process.argv.slice(2)).option('json', { type: 'boolean' }).option('quiet', { type: 'boolean' })`,
-    `    .command('mirror', 'mirror', (y) => y.command(syncCommand).demandCommand(1)).strict().parseAsync();`,
+    `    .command('mirror', 'mirror', (y) => y.command(syncCommand).demandCommand(1)).strict()`,
+    `    .fail((msg, err) => { if (err) throw err; throw new UserError(msg + ' (see --help)', 2); }).parseAsync();`,
     `} catch (e) { process.stderr.write('error: ' + e.message + '\\n'); process.exit(e.exitCode ?? 1); }`,
     '',
   ].join('\n'));

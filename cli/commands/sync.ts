@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { parseCreds, parsePlatform, type Credentials, type Platform } from '../../lib/registry/index.js';
-import { parseListFile, parseSize, syncImages, type ImageReport, type SyncSource, type SyncSummary } from '../../lib/sync/index.js';
+import { MAX_CHUNK_SIZE, parseListFile, parseSize, syncImages, type ImageReport, type SyncSource, type SyncSummary } from '../../lib/sync/index.js';
 import { emit, note, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
 
@@ -110,6 +110,7 @@ async function syncHandler(a: SyncArgs): Promise<void> {
     } catch (e) {
       throw usage((e as Error).message);
     }
+    if (chunkSize > MAX_CHUNK_SIZE) throw usage(`--chunk-size ${a.chunkSize} is more than ${MAX_CHUNK_SIZE / 1024 / 1024}M (each parallel upload holds a chunk in memory)`);
   }
   let src: SyncSource;
   if (source.kind === 'list') {
@@ -177,11 +178,9 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       .example('$0 mirror sync --list images.txt registry.local:5000/mirror', 'pinned images under a prefix: registry.local:5000/mirror/<source path>')
       .example('$0 mirror sync --dry-run --json quay.io/org/app:1.2 registry.local:5000', 'what would be sent, mounted and skipped')
       .epilogue([
-        'DEST mapping: a bare host keeps each source path; host/repo is the repository for one image or one --all-tags repository;',
-        'with --list, host/prefix is prefixed to each source path. Tags are kept; images named by digest are pushed by digest.',
-        'Without --all-platforms an index is reduced to the chosen platforms: with one, the tag names that platform\'s manifest',
-        '(as skopeo copy without --all); with several, a new index of just those entries. Re-running skips blobs that arrived;',
-        'with --chunk-size an interrupted blob also continues where its upload session stopped.',
-      ].join('\n')) as unknown as Argv<SyncArgs>, // yargs' inferred kebab/camel keys
+        'DEST: a bare host keeps each source path; host/repo is the repository for one image or one --all-tags repository; with --list, host/prefix goes in front of each source path. Tags are kept; images named by digest only are pushed by digest.',
+        "Platforms: without --all-platforms an index is reduced to the chosen platforms. With one, the tag names that platform's manifest (as skopeo copy without --all); with several, a new index of just those entries (a new digest).",
+        'Re-running skips what arrived: blobs already there are never sent again, and with --chunk-size an interrupted blob continues where its upload session stopped.',
+      ].join('\n\n')) as unknown as Argv<SyncArgs>, // yargs' inferred kebab/camel keys
   handler: syncHandler,
 };

@@ -1,5 +1,5 @@
 /** lib/sync: copy images between v2/OCI registries with the upload API, digests preserved. */
-export { syncImages } from './sync.js';
+export { MAX_CHUNK_SIZE, syncImages } from './sync.js';
 export type {
   BlobAction, BlobReport, ImageReport, ManifestReport, SyncOptions, SyncProgress, SyncSource, SyncSummary,
 } from './sync.js';

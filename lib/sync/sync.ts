@@ -106,6 +106,8 @@ export interface SyncSummary {
 
 /** Chunk size used when a proxy stands between us and the destination (streamed PUTs go direct only). */
 const PROXY_CHUNK_SIZE = 16 * 1024 * 1024;
+/** Each parallel chunked upload holds about one chunk in memory. */
+export const MAX_CHUNK_SIZE = 512 * 1024 * 1024;
 /** Attempts per blob upload: transport failures start the blob again (from a fresh session). */
 const BLOB_ATTEMPTS = 3;
 
@@ -155,7 +157,9 @@ class Syncer {
     this.dry = opts.dryRun ?? false;
     this.chunkSize = opts.chunkSize ?? 0;
     this.journal = opts.uploadStateDir !== undefined ? new UploadJournal(opts.uploadStateDir) : undefined;
-    if (!Number.isSafeInteger(this.chunkSize) || this.chunkSize < 0) throw new Error(`invalid chunk size ${this.chunkSize}: expected a byte count (0 = one streamed PUT)`);
+    if (!Number.isSafeInteger(this.chunkSize) || this.chunkSize < 0 || this.chunkSize > MAX_CHUNK_SIZE) {
+      throw new Error(`invalid chunk size ${this.chunkSize}: expected 0 (one streamed PUT) up to ${MAX_CHUNK_SIZE / 1024 / 1024} MiB (each parallel upload holds a chunk in memory)`);
+    }
     const destRef = parseReference(`${this.dest.domain}/${this.dest.path ?? 'x'}`);
     this.destHost = new RegistryHost(destRef, skipUnusedCaBundles({ ...opts.dest, ...(opts.fetch ? { fetch: { ...opts.fetch, ...opts.dest?.fetch } } : {}) }));
     const actions = this.dry ? 'pull' : 'pull,push';
