@@ -4,7 +4,8 @@ import { hashCommand } from './commands/hash.js';
 import { narCommand } from './commands/nar.js';
 import { storeCommand } from './commands/store.js';
 import { urlCommand } from './commands/url.js';
-import { mirrorCommand } from './commands/mirror.js';
+import { makeMirrorCommand } from './commands/mirror.js';
+import { syncCommand } from './commands/sync.js';
 import { defaultPullCommand, pullCommand } from './commands/pull.js';
 import { EXIT, UserError } from './errors.js';
 
@@ -21,7 +22,7 @@ export async function runApp(): Promise<void> {
     .command(storeCommand)
     .command(urlCommand)
     .command(pullCommand)
-    .command(mirrorCommand)
+    .command(makeMirrorCommand({ extraCommands: [syncCommand] }))
     .command(defaultPullCommand)
     .strict()
     .recommendCommands()
