@@ -5,11 +5,15 @@ import { printTable, type Comparison } from './measure.js';
 import { benchFetch } from './fetch.js';
 import { benchNar } from './nar.js';
 import { benchPull } from './pull.js';
+import { benchMirror } from './mirror.js';
+import { benchSync } from './sync.js';
 
 const suites: Record<string, (work: string) => Promise<Comparison[]>> = {
   nar: benchNar,
   fetch: benchFetch,
   pull: benchPull,
+  mirror: benchMirror,
+  sync: benchSync,
 };
 
 const wanted = process.argv.slice(2);
