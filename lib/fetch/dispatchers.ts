@@ -12,8 +12,8 @@ import { createHash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { SocksClient } from 'socks';
-import { Agent, ProxyAgent, type Dispatcher, type buildConnector } from 'undici';
+import type { Dispatcher, buildConnector } from 'undici';
+import { loadUndici } from './undici.js';
 import type { ProxyChoice } from './proxy-env.js';
 
 export interface TransportConfig {
@@ -26,13 +26,13 @@ export interface TransportConfig {
 
 const cache = new Map<string, Dispatcher>();
 
-export function dispatcherFor(cfg: TransportConfig): Dispatcher {
+export async function dispatcherFor(cfg: TransportConfig): Promise<Dispatcher> {
   const key = createHash('sha256')
     .update(JSON.stringify([cfg.proxy?.href ?? null, cfg.proxy?.kind ?? null, cfg.ca ?? null, cfg.insecure, cfg.connectTimeoutMs]))
     .digest('hex');
   let d = cache.get(key);
   if (!d) {
-    d = makeDispatcher(cfg);
+    d = makeDispatcher(cfg, await loadUndici());
     cache.set(key, d);
   }
   return d;
@@ -49,7 +49,7 @@ function tlsOptions(cfg: TransportConfig): { ca?: string; rejectUnauthorized: bo
   return cfg.ca === undefined ? { rejectUnauthorized: !cfg.insecure } : { ca: cfg.ca, rejectUnauthorized: !cfg.insecure };
 }
 
-function makeDispatcher(cfg: TransportConfig): Dispatcher {
+function makeDispatcher(cfg: TransportConfig, { Agent, ProxyAgent }: typeof import('undici')): Dispatcher {
   const tls = tlsOptions(cfg);
   // HTTP/1.1 only: the stall/length logic and proxies below are written for it.
   const common = { allowH2: false, keepAliveTimeout: 4_000 };
@@ -91,6 +91,7 @@ function socksConnector(proxy: ProxyChoice, tls: { ca?: string; rejectUnauthoriz
       if ((proxy.kind === 'socks4' || proxy.kind === 'socks5') && !isIP(name)) {
         destination = (await lookup(name, { family: proxy.kind === 'socks4' ? 4 : 0 })).address;
       }
+      const { SocksClient } = await import('socks'); // only SOCKS users pay for it
       const { socket } = await SocksClient.createConnection({
         proxy: {
           host: proxy.host,

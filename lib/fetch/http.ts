@@ -5,7 +5,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
-import { request as undiciRequest } from 'undici';
+import { loadUndici } from './undici.js';
 import { dispatcherFor } from './dispatchers.js';
 import { AttemptError, FetchError, classifyError, redactUrl } from './errors.js';
 import type { Resolved } from './options.js';
@@ -207,8 +207,9 @@ export async function sendFollowing(start: URL, init: SendInit, res: Resolved, o
   let headers = init.headers;
   for (let hops = 0; ; hops++) {
     const proxy = selectProxy(url, res.env, res.proxy);
-    const dispatcher = dispatcherFor({ proxy, ca: res.ca, insecure: res.insecure, connectTimeoutMs: res.connectTimeoutMs });
-    let r: Awaited<ReturnType<typeof undiciRequest>>;
+    const dispatcher = await dispatcherFor({ proxy, ca: res.ca, insecure: res.insecure, connectTimeoutMs: res.connectTimeoutMs });
+    const { request: undiciRequest } = await loadUndici();
+    let r: Awaited<ReturnType<Awaited<ReturnType<typeof loadUndici>>['request']>>;
     try {
       r = await undiciRequest(url, {
         dispatcher,

@@ -15,3 +15,4 @@ export type { ProxyChoice, ProxyKind, ProxyOverride } from './proxy-env.js';
 export { request } from './request.js';
 export type { HttpResponse, RequestInit } from './request.js';
 export { isRetryableStatus, parseRetryAfter, retryDelayMs } from './retry.js';
+export { loadUndici } from './undici.js';

@@ -8,7 +8,8 @@
  * (bounded Buffers through request(), which honours every proxy) when one does.
  */
 import type { Readable } from 'node:stream';
-import { Agent, request as undiciRequest } from 'undici';
+import type { Agent } from 'undici';
+import { loadUndici } from '../fetch/index.js';
 import { FetchError, resolveOptions, selectProxy, type FetchOptions } from '../fetch/index.js';
 import { RegistryError } from '../registry/index.js';
 
@@ -39,6 +40,7 @@ export class StreamTransport {
   /** Sends `body` (exactly `length` bytes) and returns the answer; errors of `body` propagate as they are. */
   async send(method: string, url: URL, headers: Record<string, string>, body: Readable, length: number): Promise<StreamResponse> {
     const res = this.res;
+    const { Agent, request: undiciRequest } = await loadUndici();
     this.agent ??= new Agent({
       allowH2: false,
       keepAliveTimeout: 4_000,

@@ -8,7 +8,7 @@
  * per-hop variant without those. Nothing else in this folder touches the network.
  */
 import type { Readable } from 'node:stream';
-import { request } from 'undici';
+import { loadUndici } from '../../fetch/index.js';
 
 export interface V1HttpRequest {
   url: URL;
@@ -31,6 +31,7 @@ export type V1Http = (req: V1HttpRequest) => Promise<V1HttpResponse>;
 
 /** undici's request(): one exchange, redirects not followed (undici 7 follows none by default). */
 export const undiciHttp: V1Http = async ({ url, headers, signal }) => {
+  const { request } = await loadUndici();
   const res = await request(url, { method: 'GET', headers, signal });
   return { status: res.statusCode, headers: res.headers, body: res.body };
 };
