@@ -6,6 +6,7 @@ import { storeCommand } from './commands/store.js';
 import { urlCommand } from './commands/url.js';
 import { makeMirrorCommand } from './commands/mirror.js';
 import { syncCommand } from './commands/sync.js';
+import { resolveImageRef } from '../lib/builders/index.js';
 import { defaultPullCommand, pullCommand } from './commands/pull.js';
 import { EXIT, UserError } from './errors.js';
 
@@ -22,7 +23,7 @@ export async function runApp(): Promise<void> {
     .command(storeCommand)
     .command(urlCommand)
     .command(pullCommand)
-    .command(makeMirrorCommand({ extraCommands: [syncCommand] }))
+    .command(makeMirrorCommand({ resolveRef: resolveImageRef, extraCommands: [syncCommand] }))
     .command(defaultPullCommand)
     .strict()
     .recommendCommands()

@@ -68,6 +68,19 @@ test('pin pulled on A, served signed, fetched on B with the registry stopped; un
     const storeB = new LocalStore({ root: b });
     assert.ok(readFileSync(storeB.realPath(pin.storePath)).equals(readFileSync(pin.path)), 'same bytes on B');
     assert.equal((await storeB.verify({ checkContents: true })).problems, []);
+
+    // Carried on a disk instead: export by image reference (resolved through A's recipes), import on C.
+    const disk = join(t.path, 'usb-cache');
+    const exp = await fi(a, ['mirror', 'export', '--to', disk, '--sign-key', `${key}.secret`, ref]);
+    assert.is(exp.code, 0, exp.stderr);
+    const c = join(t.path, 'c');
+    const imp = await fi(c, ['mirror', 'import', '--from', disk, '--all', '--trusted-key', pub]);
+    assert.is(imp.code, 0, imp.stderr);
+    const offline = await fi(c, [ref, '--tls-verify=false', '--sha256', pin.sha256]);
+    assert.is(offline.stdout.toString().trim(), pin.storePath);
+    const unknown = await fi(a, ['mirror', 'export', '--to', join(t.path, 'x'), `${reg.host}/team/other:v1`]);
+    assert.is(unknown.code, 1);
+    assert.match(unknown.stderr, /no pulled image in the store matches/);
   } finally {
     server?.stop();
     await reg.stop().catch(() => undefined);

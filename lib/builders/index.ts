@@ -29,3 +29,4 @@ export interface SubstituterConfig {
 export function defaultSubstituters(cfg: SubstituterConfig = {}): Substituter[] {
   return [hashedMirrorSubstituter(cfg.hashedMirrors ?? [])];
 }
+export { resolveImageRef } from './resolve-ref.js';
