@@ -55,12 +55,7 @@ export async function downloadWithMirrors(
   const trustedOrigin = parseTarget(origins[0]!, 'download of').url.origin;
   const { mirrors: given, onSkip, ...fetchOpts } = opts;
   const mirrors = given ?? mirrorsFromEnv(opts.env ?? process.env);
-  const skipped: Array<{ url: string; reason: string }> = [];
-  const skip = (url: string, reason: string): void => {
-    const shown = redactUrl(url);
-    skipped.push({ url: shown, reason });
-    onSkip?.(shown, reason);
-  };
+  const { skipped, skip } = skipRecorder(onSkip);
 
   const fromMirror = await tryMirrors(mirrors, destPath, expected, fetchOpts, trustedOrigin, skip, opts.signal);
   if (fromMirror) return { ...fromMirror, skipped };
@@ -77,6 +72,17 @@ export async function downloadWithMirrors(
     }
   }
   throw lastError;
+}
+
+/** Collects the sources passed over (redacted), telling `onSkip` as it goes. */
+function skipRecorder(onSkip: MirrorOptions['onSkip']) {
+  const skipped: Array<{ url: string; reason: string }> = [];
+  const skip = (url: string, reason: string): void => {
+    const shown = redactUrl(url);
+    skipped.push({ url: shown, reason });
+    onSkip?.(shown, reason);
+  };
+  return { skipped, skip };
 }
 
 async function tryMirrors(
@@ -107,12 +113,7 @@ export async function downloadFromHashedMirrors(
   const trustedOrigin = parseTarget(originUrl, 'download of').url.origin;
   const { mirrors: given, onSkip, ...fetchOpts } = opts;
   const mirrors = given ?? mirrorsFromEnv(opts.env ?? process.env);
-  const skipped: Array<{ url: string; reason: string }> = [];
-  const skip = (url: string, reason: string): void => {
-    const shown = redactUrl(url);
-    skipped.push({ url: shown, reason });
-    onSkip?.(shown, reason);
-  };
+  const { skipped, skip } = skipRecorder(onSkip);
   const r = await tryMirrors(mirrors, destPath, expected, fetchOpts, trustedOrigin, skip, opts.signal);
   return r ? { ...r, skipped } : undefined;
 }

@@ -10,7 +10,7 @@
  *
  * Why not json-stable-stringify (used elsewhere for key order): it joins members with "," (Python
  * writes ", " and ": "), its `space` option adds newlines and indentation, it prints primitives
- * and keys with JSON.stringify (no \uXXXX for non-ASCII, JS doubles instead of Python's int/float
+ * and keys with JSON.stringify (no \u escapes of four hex digits for non-ASCII, JS doubles instead of Python's int/float
  * forms, big ints rounded) and sorts keys by UTF-16 code units where Python sorts by code point.
  * None of that can be fixed through its `replacer`/`cmp` options (a replacer cannot emit raw
  * text), so this file has its own small parser and writer.
