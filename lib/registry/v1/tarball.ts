@@ -140,7 +140,7 @@ async function diffId(path: string): Promise<string> {
   });
   const gz = magic[0] === 0x1f && magic[1] === 0x8b;
   try {
-    if (gz) await pipeline(createReadStream(path), createGunzip(), sink);
+    if (gz) await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), createGunzip({ chunkSize: 1 << 20 }), sink);
     else await pipeline(createReadStream(path), sink);
   } catch (err) {
     throw new Error(`cannot read layer '${path}': ${(err as Error).message}`);
