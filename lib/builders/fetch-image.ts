@@ -104,29 +104,43 @@ function archiveSize(config: Buffer, layers: readonly ArchiveLayer[], repoTags: 
   return total + 1024;
 }
 
-/** A file sink that hashes what it writes: flat sha256, and the NAR hash when the size was predicted right. */
+/**
+ * A file sink that hashes what it writes: flat sha256, and the NAR hash when the size was
+ * predicted right. A failing file (a full disk) fails the sink, never hangs it.
+ */
 class HashingFileSink extends Writable {
   private readonly file;
   private readonly flat = createHash('sha256');
   private readonly nar: RegularFileNarHasher;
-  written = 0;
+  private failure: Error | undefined;
 
   constructor(path: string, predictedSize: number) {
     super({ highWaterMark: 1 << 20 });
     this.file = createWriteStream(path, { mode: 0o644 });
+    this.file.on('error', (e) => {
+      this.failure ??= e;
+    });
     this.nar = new RegularFileNarHasher(predictedSize, false);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (e?: Error | null) => void): void {
+    if (this.failure) return done(this.failure);
     this.flat.update(chunk);
     this.nar.update(chunk);
-    this.written += chunk.length;
-    if (this.file.write(chunk)) done();
-    else this.file.once('drain', () => done());
+    if (this.file.write(chunk)) return done();
+    const onDrain = () => {
+      this.file.off('error', onError);
+      done();
+    };
+    const onError = (e: Error) => {
+      this.file.off('drain', onDrain);
+      done(e);
+    };
+    this.file.once('drain', onDrain).once('error', onError);
   }
 
   override _final(done: (e?: Error | null) => void): void {
-    this.file.end(() => done());
+    this.file.end((e?: Error | null) => done(e ?? this.failure));
   }
 
   async close(): Promise<void> {
