@@ -22,6 +22,8 @@ interface Track {
   bar: cliProgress.SingleBar;
   started: number;
   label: string;
+  done: number;
+  total: number;
 }
 
 /**
@@ -51,22 +53,44 @@ export function terminalProgress(opts: { quiet?: boolean }): ProgressSink {
   );
   const tracks = new Map<string, Track>();
   let open = 0;
+  let totalBar: cliProgress.SingleBar | undefined;
+  const started = Date.now();
+  // With several items (layers), a last line sums them all.
+  const refreshTotal = () => {
+    if (tracks.size < 2) return;
+    let done = 0;
+    let total = 0;
+    for (const t of tracks.values()) {
+      done += t.done;
+      total += t.total;
+    }
+    totalBar ??= multi.create(total, 0, { label: 'total', started });
+    totalBar.setTotal(total);
+    totalBar.update(done, { label: `total (${tracks.size} items)`, started });
+  };
   return {
     start(id, label, total) {
-      const started = Date.now();
-      tracks.set(id, { bar: multi.create(total ?? 0, 0, { label, started }), started, label });
+      const t0 = Date.now();
+      tracks.set(id, { bar: multi.create(total ?? 0, 0, { label, started: t0 }), started: t0, label, done: 0, total: total ?? 0 });
       open++;
+      refreshTotal();
     },
     update(id, done, total) {
       const t = tracks.get(id);
       if (!t) return;
-      if (total !== undefined) t.bar.setTotal(total);
+      if (total !== undefined) {
+        t.bar.setTotal(total);
+        t.total = total;
+      }
+      t.done = done;
       t.bar.update(done, { label: t.label, started: t.started });
+      refreshTotal();
     },
     finish(id) {
       const t = tracks.get(id);
       if (!t) return;
       t.bar.stop();
+      refreshTotal();
       if (--open === 0) multi.stop();
     },
   };
