@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, lstatSync, openSync, readdirSync, renameSync, writeSync } from 'node:fs';
-import { chmod, lstat, lutimes, open, readdir, rm } from 'node:fs/promises';
+import { chmodSync, closeSync, fsyncSync, lstatSync, lutimesSync, openSync, readdirSync, renameSync, writeSync } from 'node:fs';
+import { chmod, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { dirname } from 'node:path';
 
 /** Paths are bytes here: a name that is not UTF-8 must survive canonicalisation and removal. */
@@ -30,38 +31,44 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 }
 
 /**
- * Makes a tree canonical as Nix does: no write bits (files 0444 or 0555, directories 0555),
- * mtime 1, and flushes every regular file to disk so a crash after the rename cannot expose
- * half-written content under a valid-looking path.
+ * Makes a tree canonical as Nix does — no write bits (files 0444 or 0555, directories 0555),
+ * mtime 1 — and flushes it to disk, so a crash after the rename cannot expose half-written
+ * content under a valid-looking path. The walk is synchronous (thousands of small async calls
+ * cost seconds on big trees) and the flush is one syncfs of the file system (`sync -f`) rather
+ * than an fsync per file; where `sync -f` is unavailable every file is fsynced instead.
  */
 export async function canonicalise(path: BytePath): Promise<void> {
-  const st = await lstat(path);
+  canonicaliseTree(path);
+  const r = spawnSync('sync', ['-f', path.toString()], { stdio: 'ignore' });
+  if (r.status !== 0) fsyncTree(path);
+}
+
+function canonicaliseTree(path: BytePath): void {
+  const st = lstatSync(path);
   if (st.isSymbolicLink()) {
-    await lutimes(path, 1, 1);
+    lutimesSync(path, 1, 1);
     return;
   }
   if (st.isDirectory()) {
-    for (const name of await readdir(path, { encoding: 'buffer' })) await canonicalise(child(path, name));
-    await chmod(path, 0o555);
+    for (const name of readdirSync(path, { encoding: 'buffer' })) canonicaliseTree(child(path, name));
+    chmodSync(path, 0o555);
   } else if (st.isFile()) {
-    const fh = await open(path, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await chmod(path, st.mode & 0o100 ? 0o555 : 0o444);
+    chmodSync(path, st.mode & 0o100 ? 0o555 : 0o444);
   } else {
     throw new Error(`file '${path.toString()}' has an unsupported type`);
   }
-  await lutimes(path, 1, 1);
-  if (st.isDirectory()) {
-    const fh = await open(path, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+  lutimesSync(path, 1, 1);
+}
+
+function fsyncTree(path: BytePath): void {
+  const st = lstatSync(path);
+  if (st.isSymbolicLink()) return;
+  if (st.isDirectory()) for (const name of readdirSync(path, { encoding: 'buffer' })) fsyncTree(child(path, name));
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 
