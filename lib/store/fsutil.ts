@@ -34,23 +34,26 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
  * Makes a tree canonical as Nix does — no write bits (files 0444 or 0555, directories 0555),
  * mtime 1 — and flushes it to disk, so a crash after the rename cannot expose half-written
  * content under a valid-looking path. The walk is synchronous (thousands of small async calls
- * cost seconds on big trees) and the flush is one syncfs of the file system (`sync -f`) rather
- * than an fsync per file; where `sync -f` is unavailable every file is fsynced instead.
+ * cost seconds on big trees); a large tree is flushed with one syncfs of its file system
+ * (`sync -f`) rather than an fsync per file, falling back to per-file fsync without `sync`.
  */
 export async function canonicalise(path: BytePath): Promise<void> {
-  canonicaliseTree(path);
+  // A few files: fsync each (a syncfs would also wait for unrelated dirty data). Many: one syncfs.
+  if (canonicaliseTree(path) <= 64) return fsyncTree(path);
   const r = spawnSync('sync', ['-f', path.toString()], { stdio: 'ignore' });
   if (r.status !== 0) fsyncTree(path);
 }
 
-function canonicaliseTree(path: BytePath): void {
+/** Canonicalises in place and returns how many entries the tree has. */
+function canonicaliseTree(path: BytePath): number {
   const st = lstatSync(path);
+  let entries = 1;
   if (st.isSymbolicLink()) {
     lutimesSync(path, 1, 1);
-    return;
+    return entries;
   }
   if (st.isDirectory()) {
-    for (const name of readdirSync(path, { encoding: 'buffer' })) canonicaliseTree(child(path, name));
+    for (const name of readdirSync(path, { encoding: 'buffer' })) entries += canonicaliseTree(child(path, name));
     chmodSync(path, 0o555);
   } else if (st.isFile()) {
     chmodSync(path, st.mode & 0o100 ? 0o555 : 0o444);
@@ -58,6 +61,7 @@ function canonicaliseTree(path: BytePath): void {
     throw new Error(`file '${path.toString()}' has an unsupported type`);
   }
   lutimesSync(path, 1, 1);
+  return entries;
 }
 
 function fsyncTree(path: BytePath): void {
