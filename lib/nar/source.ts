@@ -5,7 +5,8 @@ export class ByteSource {
   private pos = 0;
   offset = 0;
 
-  constructor(source: AsyncIterable<Uint8Array>) {
+  /** `what` names the input in the truncation message (a NAR, a bundle, …). */
+  constructor(source: AsyncIterable<Uint8Array>, protected readonly what = 'NAR') {
     this.it = source[Symbol.asyncIterator]();
   }
 
@@ -30,7 +31,7 @@ export class ByteSource {
     const parts: Buffer[] = [];
     let need = n;
     while (need > 0) {
-      if (!(await this.fill())) throw new TruncatedError(this.offset);
+      if (!(await this.fill())) throw new TruncatedError(this.offset, this.what);
       const take = Math.min(need, this.chunk.length - this.pos);
       parts.push(this.chunk.subarray(this.pos, this.pos + take));
       this.pos += take;
@@ -44,7 +45,7 @@ export class ByteSource {
   async *stream(n: number): AsyncGenerator<Buffer> {
     let need = n;
     while (need > 0) {
-      if (!(await this.fill())) throw new TruncatedError(this.offset);
+      if (!(await this.fill())) throw new TruncatedError(this.offset, this.what);
       const take = Math.min(need, this.chunk.length - this.pos);
       const piece = this.chunk.subarray(this.pos, this.pos + take);
       this.pos += take;
@@ -60,7 +61,7 @@ export class ByteSource {
 }
 
 export class TruncatedError extends Error {
-  constructor(offset: number) {
-    super(`NAR is truncated: input ended at byte ${offset}`);
+  constructor(offset: number, what = 'NAR') {
+    super(`${what} is truncated: input ended at byte ${offset}`);
   }
 }
