@@ -20,6 +20,7 @@ import {
   parseManifest, verifyBytes, type Descriptor, type ImageIndex, type ImageManifest, type Manifest,
 } from './manifest.js';
 import { availablePlatforms, formatPlatform, normalizePlatform, selectPlatform, wantedPlatform, type Platform, type PlatformWanted } from './platform.js';
+import { onceUnlessFailed } from './memo.js';
 import { parseReference, validateDigest, type ImageReference } from './reference.js';
 
 export interface RegistryClientOptions extends CredentialOptions {
@@ -89,7 +90,7 @@ export class RegistryClient {
   readonly ref: ImageReference;
   private readonly fetchOpts: FetchOptions;
   private readonly auth: Authenticator;
-  private base: Promise<string> | undefined;
+  private readonly base = onceUnlessFailed(() => this.ping());
   private readonly scope: string;
   private readonly insecure: boolean;
 
@@ -115,15 +116,7 @@ export class RegistryClient {
 
   /** `https://host` or `http://host` once the registry answered a ping. */
   endpoint(): Promise<string> {
-    if (!this.base) {
-      const p = this.ping();
-      this.base = p;
-      // A failed ping is not cached: the next call tries again.
-      p.catch(() => {
-        if (this.base === p) this.base = undefined;
-      });
-    }
-    return this.base;
+    return this.base();
   }
 
   private async ping(): Promise<string> {

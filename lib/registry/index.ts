@@ -25,3 +25,4 @@ export type { BlobDescriptor, BlobOptions, FetchedManifest, RegistryClientOption
 export { limitConcurrency } from './limit.js';
 export type { Limiter } from './limit.js';
 export * from './v1/index.js';
+export { onceUnlessFailed } from './memo.js';

@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream';
 import { FetchError, request, type FetchOptions, type HttpResponse } from '../fetch/index.js';
 import {
-  Authenticator, RegistryError, describeErrorBody, findCredentials,
+  Authenticator, RegistryError, describeErrorBody, findCredentials, onceUnlessFailed,
   type CredentialOptions, type Credentials, type ImageReference,
 } from '../registry/index.js';
 import { StreamTransport, type StreamResponse } from './stream.js';
@@ -64,7 +64,7 @@ export class RegistryHost {
   private readonly fetchOpts: FetchOptions;
   private readonly auth: Authenticator;
   private readonly insecure: boolean;
-  private base: Promise<string> | undefined;
+  private readonly base = onceUnlessFailed(() => this.ping());
   readonly stream: StreamTransport;
 
   constructor(ref: ImageReference, opts: HostOptions = {}) {
@@ -89,14 +89,7 @@ export class RegistryHost {
 
   /** `https://host` or `http://host` once the registry answered `GET /v2/`. */
   endpoint(): Promise<string> {
-    if (!this.base) {
-      const p = this.ping();
-      this.base = p;
-      p.catch(() => {
-        if (this.base === p) this.base = undefined;
-      });
-    }
-    return this.base;
+    return this.base();
   }
 
   private async ping(): Promise<string> {
