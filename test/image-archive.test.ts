@@ -240,7 +240,7 @@ test('a layer whose bytes do not match its diff_id or size fails, and the partia
       await writeDockerArchive(out, { config: image.config, layers: [wrongId], repoTags: [] });
       assert.unreachable('wrong diff_id accepted');
     } catch (e) {
-      assert.match(String(e), /expected diff_id sha256:0000/);
+      assert.match(String(e), /expected diff_id sha256:0000/, String(e));
     }
     assert.not.ok(existsSync(out));
     try {

@@ -175,6 +175,7 @@ export async function writeDockerArchive(dest: string | Writable, input: DockerA
   } catch (e) {
     out.destroy();
     await rm(dest, { force: true });
-    throw failure ?? e;
+    // The writer's own error says what went wrong (a stream error it caused is only an echo).
+    throw e;
   }
 }
