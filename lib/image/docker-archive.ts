@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { GoRawJson, goMarshal, topLevelRawJson, type GoJsonValue } from './canonical-json.js';
 import type { ArchiveLayer } from './layer.js';
-import { TarWriter } from './tar.js';
+import { BLOCK, encodeTarHeader, tarPadding, writeWithBackpressure } from './tar.js';
 
 /**
  * The docker-archive `skopeo copy docker://REF@DIGEST docker-archive:OUT:NAME:TAG` writes
@@ -111,28 +111,85 @@ export function archiveRepositories(topLayerId: string | undefined, repoTags: re
   return goMarshal(repos);
 }
 
-async function writeTo(tar: TarWriter, input: DockerArchiveInput): Promise<void> {
-  const configDigest = `sha256:${sha256(input.config)}`;
-  const diffIds = input.layers.map((l) => l.diffId);
+/** A stretch of the archive: fixed bytes (headers, small files, padding) or one layer's content. */
+export type ArchivePiece =
+  | { kind: 'bytes'; offset: number; bytes: Buffer }
+  | { kind: 'layer'; offset: number; diffId: string; size: number };
+
+export interface ArchiveLayout {
+  /** Total bytes of the archive. */
+  size: number;
+  pieces: ArchivePiece[];
+}
+
+/**
+ * Where every byte of the archive goes, given only the layers' diff_ids and sizes: the one
+ * description of the format, used both to stream the archive and to write its layers in
+ * parallel at known offsets. Adjacent fixed bytes are merged into one piece.
+ */
+export function dockerArchiveLayout(config: Buffer, layers: readonly { diffId: string; size: number }[], repoTags: readonly RepoTag[]): ArchiveLayout {
+  const pieces: ArchivePiece[] = [];
+  let offset = 0;
+  let fixed: Buffer[] = [];
+  let fixedStart = 0;
+  const flush = () => {
+    if (fixed.length) pieces.push({ kind: 'bytes', offset: fixedStart, bytes: Buffer.concat(fixed) });
+    fixed = [];
+  };
+  const bytes = (b: Buffer) => {
+    if (!fixed.length) fixedStart = offset;
+    fixed.push(b);
+    offset += b.length;
+  };
+  const file = (name: string, content: Buffer) => {
+    bytes(encodeTarHeader({ type: 'file', name, mode: FILE_MODE, size: content.length }));
+    bytes(content);
+    bytes(Buffer.alloc(tarPadding(content.length)));
+  };
+  const configDigest = `sha256:${sha256(config)}`;
+  const diffIds = layers.map((l) => l.diffId);
   const written = new Set<string>();
-  for (const layer of input.layers) {
+  for (const layer of layers) {
     if (written.has(layer.diffId)) continue;
     written.add(layer.diffId);
-    const source = await layer.open();
-    await tar.addFile({ name: `${hexOf(layer.diffId)}.tar`, mode: FILE_MODE, size: layer.size }, layer.verified ? source : verified(layer, source));
+    bytes(encodeTarHeader({ type: 'file', name: `${hexOf(layer.diffId)}.tar`, mode: FILE_MODE, size: layer.size }));
+    flush();
+    pieces.push({ kind: 'layer', offset, diffId: layer.diffId, size: layer.size });
+    offset += layer.size;
+    bytes(Buffer.alloc(tarPadding(layer.size)));
   }
-  await tar.addFile({ name: `${hexOf(configDigest)}.json`, mode: FILE_MODE, size: input.config.length }, input.config);
-  const legacy = legacyLayers(input.config, diffIds);
+  file(`${hexOf(configDigest)}.json`, config);
+  const legacy = legacyLayers(config, diffIds);
   for (const l of legacy) {
-    await tar.addSymlink({ name: `${l.id}/layer.tar`, mode: 0 }, `../${hexOf(l.diffId)}.tar`);
-    await tar.addFile({ name: `${l.id}/VERSION`, mode: FILE_MODE, size: 3 }, '1.0');
-    await tar.addFile({ name: `${l.id}/json`, mode: FILE_MODE, size: l.json.length }, l.json);
+    bytes(encodeTarHeader({ type: 'symlink', name: `${l.id}/layer.tar`, mode: 0, linkname: `../${hexOf(l.diffId)}.tar` }));
+    file(`${l.id}/VERSION`, Buffer.from('1.0'));
+    file(`${l.id}/json`, l.json);
   }
-  const manifest = archiveManifest(configDigest, diffIds, input.repoTags);
-  await tar.addFile({ name: 'manifest.json', mode: FILE_MODE, size: manifest.length }, manifest);
-  const repositories = archiveRepositories(legacy.at(-1)?.id, input.repoTags);
-  await tar.addFile({ name: 'repositories', mode: FILE_MODE, size: repositories.length }, repositories);
-  await tar.finish();
+  file('manifest.json', archiveManifest(configDigest, diffIds, repoTags));
+  file('repositories', archiveRepositories(legacy.at(-1)?.id, repoTags));
+  bytes(Buffer.alloc(2 * BLOCK));
+  flush();
+  return { size: offset, pieces };
+}
+
+async function writeTo(out: Writable, input: DockerArchiveInput): Promise<void> {
+  const byDiffId = new Map(input.layers.map((l) => [l.diffId, l]));
+  for (const piece of dockerArchiveLayout(input.config, input.layers, input.repoTags).pieces) {
+    if (piece.kind === 'bytes') {
+      await writeWithBackpressure(out, piece.bytes);
+      continue;
+    }
+    const layer = byDiffId.get(piece.diffId)!;
+    const source = await layer.open();
+    const name = `${hexOf(layer.diffId)}.tar`;
+    let n = 0;
+    for await (const chunk of layer.verified ? source : verified(layer, source)) {
+      n += chunk.length;
+      if (n > layer.size) throw new Error(`tar entry ${name}: content exceeds declared size ${layer.size}`);
+      await writeWithBackpressure(out, chunk);
+    }
+    if (n !== layer.size) throw new Error(`tar entry ${name}: declared size ${layer.size}, got ${n} bytes`);
+  }
 }
 
 /** A layer whose bytes are not what its diff_id says (e.g. a damaged cache file). */
@@ -159,7 +216,7 @@ async function* verified(layer: ArchiveLayer, source: AsyncIterable<Uint8Array>)
  */
 export async function writeDockerArchive(dest: string | Writable, input: DockerArchiveInput): Promise<void> {
   if (typeof dest !== 'string') {
-    await writeTo(new TarWriter(dest), input);
+    await writeTo(dest, input);
     return;
   }
   const out = createWriteStream(dest, { mode: 0o644 });
@@ -168,7 +225,7 @@ export async function writeDockerArchive(dest: string | Writable, input: DockerA
   out.on('error', (e) => { failure ??= e; });
   try {
     await once(out, 'open');
-    await writeTo(new TarWriter(out), input);
+    await writeTo(out, input);
     out.end();
     await once(out, 'close');
     if (failure) throw failure;

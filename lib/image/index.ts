@@ -1,4 +1,4 @@
-export { BLOCK, TarWriter, encodeTarHeader, paxRecord, splitUstarPath, tarPadding } from './tar.js';
+export { BLOCK, TarWriter, encodeTarHeader, paxRecord, splitUstarPath, tarPadding, writeWithBackpressure } from './tar.js';
 export type { TarContent, TarEntryType, TarHeader } from './tar.js';
 export {
   GoRawJson, goCompactJson, goJsonString, goMarshal, parseJsonTree, stableJson, topLevelRawJson,
@@ -8,8 +8,8 @@ export {
   ZstdDecompressStream, decompressLayer, layerFromFile, sniffCompression, uncompressLayerToFile,
 } from './layer.js';
 export type { ArchiveLayer, LayerCompression, UncompressedLayer } from './layer.js';
-export { LayerDigestMismatchError, archiveManifest, archiveRepositories, legacyLayers, writeDockerArchive } from './docker-archive.js';
-export type { DockerArchiveInput, LegacyLayer, RepoTag } from './docker-archive.js';
+export { LayerDigestMismatchError, archiveManifest, archiveRepositories, dockerArchiveLayout, legacyLayers, writeDockerArchive } from './docker-archive.js';
+export type { ArchiveLayout, ArchivePiece, DockerArchiveInput, LegacyLayer, RepoTag } from './docker-archive.js';
 export { OCI_LAYOUT_FILE, REF_NAME_ANNOTATION, ociIndexJson, writeOciLayout } from './oci-layout.js';
 export type { OciBlob, OciLayoutInput } from './oci-layout.js';
 export {

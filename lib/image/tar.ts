@@ -243,6 +243,25 @@ function mainBlock(h: Resolved, name: string, text: (s: string) => string): Bloc
   return b;
 }
 
+/**
+ * Writes `chunk`, waiting for room when the stream asks for it, but giving up if the stream
+ * fails or closes meanwhile (it may never drain).
+ */
+export async function writeWithBackpressure(out: Writable, chunk: Uint8Array): Promise<void> {
+  if (out.destroyed || out.writableEnded) throw out.errored ?? new Error('output is closed');
+  if (out.write(chunk)) return;
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error | null) => {
+      out.off('drain', onDrain).off('error', done).off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onClose = () => done(out.errored ?? new Error('output closed'));
+    out.on('drain', onDrain).on('error', done).on('close', onClose);
+  });
+}
+
 /** Entry content: bytes in memory (small files) or a stream that must yield exactly `size` bytes. */
 export type TarContent = Buffer | Uint8Array | string | Readable | AsyncIterable<Uint8Array>;
 
@@ -262,21 +281,8 @@ export class TarWriter {
   }
 
   private async write(chunk: Uint8Array): Promise<void> {
-    const out = this.out;
-    if (out.destroyed || out.writableEnded) throw out.errored ?? new Error('tar writer: output is closed');
     this.position += chunk.length;
-    if (out.write(chunk)) return;
-    // Wait for room, but give up if the output fails or closes meanwhile (it may never drain).
-    await new Promise<void>((resolve, reject) => {
-      const done = (err?: Error | null) => {
-        out.off('drain', onDrain).off('error', done).off('close', onClose);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onDrain = () => done();
-      const onClose = () => done(out.errored ?? new Error('tar writer: output closed'));
-      out.on('drain', onDrain).on('error', done).on('close', onClose);
-    });
+    await writeWithBackpressure(this.out, chunk);
   }
 
   private async guard<T>(fn: () => Promise<T>): Promise<T> {
