@@ -4,13 +4,14 @@ import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { Hash } from '../hash/index.js';
 import {
-  LayerDigestMismatchError, archiveManifest, archiveRepositories, layerFromFile, legacyLayers, toOciImage, uncompressLayerToFile, writeDockerArchive,
+  LayerDigestMismatchError, dockerArchiveLayout, layerFromFile, toOciImage, uncompressLayerToFile, writeDockerArchive,
   writeOciLayout, type ArchiveLayer, type RepoTag,
 } from '../image/index.js';
 import { RegularFileNarHasher } from '../nar/index.js';
 import { FETCHER_IMPURE_ENV_VARS, makeRecipe, type BuildContext, type BuildOutcome, type Builder, type Recipe } from '../recipe/index.js';
 import { RegistryClient, formatPlatform, limitConcurrency, parseReference, type Descriptor, type ResolvedImage } from '../registry/index.js';
-import { BlobCache, checkStoreName } from '../store/index.js';
+import { BlobCache, ContentIndex, checkStoreName } from '../store/index.js';
+import { SizePredictionMiss, planLayerSources, writeArchiveInPlace } from './archive-in-place.js';
 import { imageNames, pullImageStoreName } from './image-name.js';
 
 export const FETCH_IMAGE_BUILDER = 'builtin:fetch-image';
@@ -82,26 +83,6 @@ function diffIdsOf(img: ResolvedImage): string[] {
     throw new Error(`image config ${img.configDigest} lists ${ids.length} diff_ids for ${img.layers.length} layers`);
   }
   return ids;
-}
-
-/** Exact size of the docker-archive for these inputs: Go's tar with short names (no PAX), 512-byte blocks. */
-function archiveSize(config: Buffer, layers: readonly ArchiveLayer[], repoTags: readonly RepoTag[]): number {
-  const entry = (size: number) => 512 + Math.ceil(size / 512) * 512;
-  const diffIds = layers.map((l) => l.diffId);
-  const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
-  let total = 0;
-  const seen = new Set<string>();
-  for (const l of layers) {
-    if (seen.has(l.diffId)) continue;
-    seen.add(l.diffId);
-    total += entry(l.size);
-  }
-  total += entry(config.length);
-  const legacy = legacyLayers(config, diffIds);
-  for (const l of legacy) total += entry(0) + entry(3) + entry(l.json.length);
-  total += entry(archiveManifest(configDigest, diffIds, repoTags).length);
-  total += entry(archiveRepositories(legacy.at(-1)?.id, repoTags).length);
-  return total + 1024;
 }
 
 /**
@@ -243,9 +224,24 @@ export const fetchImageBuilder: Builder = async (ctx) => {
 
   const diffIds = diffIdsOf(img);
   const repoTags: RepoTag[] = [{ name: parseReference(`${a.finalImageName}:${a.finalImageTag}`).name, tag: a.finalImageTag }];
+  const index = new ContentIndex(ctx.store);
+  const sources = await planLayerSources(client, cache, index, img.layers, diffIds);
+  if (sources) {
+    try {
+      const { ranges, ...hashes } = await writeArchiveInPlace({ ctx, client, config: img.configBytes, layers: img.layers, diffIds, repoTags, sources, limit });
+      // Later images with these layers copy them from this archive instead of fetching them.
+      const registered = (path: string) => {
+        for (const [diffId, range] of ranges) if (!index.lookup(diffId)) index.record(diffId, { path, ...range });
+      };
+      return { ...hashes, info, pinnedArgs, registered };
+    } catch (e) {
+      if (!(e instanceof SizePredictionMiss)) throw e;
+      ctx.log(`${e.message}: writing the archive from spooled layers instead`);
+    }
+  }
   for (let attempt = 0; ; attempt++) {
     const layers = await Promise.all(img.layers.map((d, i) => limit(() => ensureLayer(ctx, client, cache, d, diffIds[i]!))));
-    const sink = new HashingFileSink(ctx.out, archiveSize(img.configBytes, layers, repoTags));
+    const sink = new HashingFileSink(ctx.out, dockerArchiveLayout(img.configBytes, layers, repoTags).size);
     try {
       await writeDockerArchive(sink, { config: img.configBytes, layers, repoTags });
       await sink.close();

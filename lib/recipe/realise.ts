@@ -34,6 +34,8 @@ export interface BuildOutcome {
   nar?: { hash: Hash; size: number };
   info?: { [key: string]: Json };
   pinnedArgs?: { [key: string]: Json };
+  /** Called once the output is valid at `storePath` (e.g. to index reusable parts of it); failures are only logged. */
+  registered?: (storePath: string) => void;
 }
 
 export type Builder = (ctx: BuildContext) => Promise<BuildOutcome | void>;
@@ -149,6 +151,7 @@ export async function realise(store: LocalStore, recipe: Recipe, opts: RealiseOp
     let keep = false;
     try {
       const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, opts.keepFailed ?? false, built.dir, built.outcome);
+      announce(built.outcome, path, log);
       return { path, info, source: 'built', recipePath, ...(built.outcome.info ? { buildInfo: built.outcome.info } : {}) };
     } catch (e) {
       keep = e instanceof HashMismatchError && e.keptAt !== undefined;
@@ -214,12 +217,21 @@ export async function prefetch(
       if (existing) return { path, info: existing, source: 'store', recipe, hash, ...buildInfo };
       const recipePath = makeTextPath(recipeFileName(recipe), serializeRecipe(recipe), [], store.storeDir);
       const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, false, undefined, o);
+      announce(o, path, opts.log ?? (() => undefined));
       return { path, info, source: 'built', recipePath, recipe, hash, ...buildInfo };
     } finally {
       lock.release();
     }
   } finally {
     built.discard();
+  }
+}
+
+function announce(outcome: BuildOutcome, path: string, log: (line: string) => void): void {
+  try {
+    outcome.registered?.(path);
+  } catch (e) {
+    log(`after registering ${path}: ${(e as Error).message}`);
   }
 }
 

@@ -404,6 +404,29 @@ export class RegistryClient {
   }
 
   /**
+   * The last `n` bytes of a blob, by a range request (e.g. a gzip trailer, which gives the
+   * uncompressed size before the download). Undefined when the server will not serve a range
+   * or anything else goes wrong: this is only ever a hint, and the full download that follows
+   * reports real errors.
+   */
+  async blobTail(desc: BlobDescriptor, n: number): Promise<Buffer | undefined> {
+    if (desc.size === undefined || desc.size < n || desc.urls?.length) return undefined;
+    try {
+      const base = await this.endpoint();
+      const { res } = await this.authedGet(`${base}/v2/${this.ref.path}/blobs/${desc.digest}`, { Range: `bytes=${desc.size - n}-` });
+      const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers['content-range'] ?? '');
+      if (res.status !== 206 || !range || Number(range[1]) !== desc.size - n || Number(range[3]) !== desc.size) {
+        res.body.destroy();
+        return undefined;
+      }
+      const tail = await readSmall(res.body, n + 1);
+      return tail.length === n ? tail : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
    * A stream of the blob's bytes that errors (instead of ending) if the size or digest is wrong.
    * Write it somewhere temporary and use it only after 'end'.
    */
