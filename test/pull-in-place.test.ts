@@ -1,0 +1,122 @@
+// Writing the docker-archive in place: layer sizes from the gzip trailer, layers copied from the
+// store's own archives, and every way the plan can be wrong (no range requests, a multi-member
+// gzip whose trailer lies about the size) ending in the same bytes as the spooling writer.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { hashFlatAndNar, GrowingFileHasher } from '../lib/nar/index.js';
+import { startBadRegistry, type BadRegistry } from '../store-fixtures/bad-registry/index.js';
+import { run } from './helpers/run.js';
+import { tempDir } from './helpers/tmp.js';
+
+const CLI = join(process.cwd(), 'dist/cli/main.js');
+const fi = (store: string, args: string[]) => run('node', [CLI, '--store', store, '--quiet', '--json', ...args], { env: { PATH: process.env.PATH, HOME: '/nonexistent' } });
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+function layerTar(name: string, body: Buffer): Buffer {
+  const header = Buffer.alloc(512);
+  header.write(name, 0);
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(body.length.toString(8).padStart(11, '0') + '\0', 124);
+  header.write('00000000000\0', 136);
+  header.write('        ', 148);
+  header.write('0', 156);
+  header.write('ustar\0' + '00', 257);
+  let sum = 0;
+  for (const b of header) sum += b;
+  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  return Buffer.concat([header, body, Buffer.alloc((512 - (body.length % 512)) % 512), Buffer.alloc(1024)]);
+}
+
+/** An image with gzip layers (each given as its uncompressed tar and its gzip bytes) and a config naming their diff_ids. */
+function addGzipImage(reg: BadRegistry, name: string, layers: Array<{ tar: Buffer; gz: Buffer }>, cmd: string): string {
+  const type = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+  const descs = layers.map((l) => reg.addBlob(l.gz, type));
+  const config = reg.addBlob(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: [cmd] }, rootfs: { type: 'layers', diff_ids: layers.map((l) => sha(l.tar)) } }),
+    'application/vnd.docker.container.image.v1+json');
+  const mediaType = 'application/vnd.docker.distribution.manifest.v2+json';
+  return reg.addManifest(name, JSON.stringify({ schemaVersion: 2, mediaType, config, layers: descs }), mediaType, ['v1']).digest;
+}
+
+const layerGets = (reg: BadRegistry, digests: readonly string[]) => reg.requests.filter((r) => r.method === 'GET' && digests.some((d) => r.path.endsWith(`/blobs/${d}`)));
+
+test('sizes from the gzip trailer; a second image copies shared layers from the store (no layer request at all)', async () => {
+  const t = tempDir();
+  const reg = await startBadRegistry();
+  try {
+    const layers = [layerTar('a.bin', randomBytes(300_000)), layerTar('b.txt', Buffer.from('text '.repeat(400_000)))].map((tar) => ({ tar, gz: gzipSync(tar) }));
+    addGzipImage(reg, 'team/one', layers, '/bin/one');
+    addGzipImage(reg, 'team/two', layers, '/bin/two');
+    const layerDigests = layers.map((l) => sha(l.gz));
+    const store = join(t.path, 's');
+    const one = await fi(store, [`${reg.host}/team/one:v1`, '--tls-verify=false']);
+    assert.is(one.code, 0, one.stderr);
+    const gets = layerGets(reg, layerDigests);
+    assert.is(gets.filter((r) => r.range).length, 2, 'one trailer request per layer');
+    assert.ok(gets.filter((r) => r.range).every((r) => /^bytes=\d+-$/.test(r.range!)), 'trailer requests are ranges');
+    reg.requests.length = 0;
+    const two = await fi(store, [`${reg.host}/team/two:v1`, '--tls-verify=false']);
+    assert.is(two.code, 0, two.stderr);
+    assert.equal(layerGets(reg, layerDigests), [], 'no layer bytes fetched for the second image');
+    // The same image through the spooling writer (no range requests) gives the same bytes.
+    reg.faults.ignoreRange = true;
+    const spooled = await fi(join(t.path, 'spool'), [`${reg.host}/team/two:v1`, '--tls-verify=false']);
+    assert.is(spooled.code, 0, spooled.stderr);
+    assert.is((JSON.parse(two.stdout.toString()) as { hash: string }).hash, (JSON.parse(spooled.stdout.toString()) as { hash: string }).hash);
+  } finally {
+    await reg.stop();
+    t.remove();
+  }
+});
+
+test('a multi-member gzip layer (its trailer gives only the last member\'s size) falls back to spooling, same bytes', async () => {
+  const t = tempDir();
+  const reg = await startBadRegistry();
+  try {
+    const tar = layerTar('big.bin', randomBytes(200_000));
+    const multi = Buffer.concat([gzipSync(tar.subarray(0, 100_000)), gzipSync(tar.subarray(100_000))]);
+    addGzipImage(reg, 'team/multi', [{ tar, gz: multi }], '/bin/multi');
+    const inPlace = await fi(join(t.path, 'a'), [`${reg.host}/team/multi:v1`, '--tls-verify=false']);
+    assert.is(inPlace.code, 0, inPlace.stderr);
+    reg.faults.ignoreRange = true;
+    const spooled = await fi(join(t.path, 'b'), [`${reg.host}/team/multi:v1`, '--tls-verify=false']);
+    assert.is(spooled.code, 0, spooled.stderr);
+    assert.is((JSON.parse(inPlace.stdout.toString()) as { hash: string }).hash, (JSON.parse(spooled.stdout.toString()) as { hash: string }).hash);
+  } finally {
+    await reg.stop();
+    t.remove();
+  }
+});
+
+test('GrowingFileHasher: written out of order, hashed as the finished prefix grows, equals hashing the file', async () => {
+  const t = tempDir();
+  try {
+    const path = join(t.path, 'f');
+    const data = randomBytes(3 * (1 << 20) + 12345);
+    writeFileSync(path, Buffer.alloc(0));
+    const hasher = new GrowingFileHasher(path, data.length);
+    const { open } = await import('node:fs/promises');
+    const fh = await open(path, 'r+');
+    // Second half first: nothing may be hashed until the first half is there too.
+    const half = 2 << 20;
+    await fh.write(data, half, data.length - half, half);
+    await fh.write(data, 0, half, 0);
+    hasher.advance(half);
+    hasher.advance(data.length);
+    await fh.close();
+    const got = await hasher.finish();
+    const want = await hashFlatAndNar(path);
+    assert.ok(got.flat.equals(want.flat));
+    assert.ok(got.nar.hash.equals(want.nar.hash));
+    assert.is(got.nar.size, want.nar.size);
+  } finally {
+    t.remove();
+  }
+});
+
+test.run();
