@@ -1,30 +1,63 @@
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { hashCommand } from './commands/hash.js';
-import { narCommand } from './commands/nar.js';
-import { storeCommand } from './commands/store.js';
-import { urlCommand } from './commands/url.js';
-import { makeMirrorCommand } from './commands/mirror.js';
-import { syncCommand } from './commands/sync.js';
-import { resolveImageRef } from '../lib/builders/index.js';
-import { defaultPullCommand, pullCommand } from './commands/pull.js';
+import type { GlobalArgs } from './context.js';
 import { EXIT, UserError } from './errors.js';
+
+/** Adds one command to the parser (a function, as each command has its own argument type). */
+type Register = (y: Argv<GlobalArgs>) => Argv<GlobalArgs>;
+
+/**
+ * Each command's module, loaded only when that command runs: together they pull in every
+ * library (registry, mirror, sync, compressors), which costs more start-up than most commands'
+ * own work. Only help with no command loads them all.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  hash: async () => { const { hashCommand } = await import('./commands/hash.js'); return (y) => y.command(hashCommand); },
+  nar: async () => { const { narCommand } = await import('./commands/nar.js'); return (y) => y.command(narCommand); },
+  store: async () => { const { storeCommand } = await import('./commands/store.js'); return (y) => y.command(storeCommand); },
+  url: async () => { const { urlCommand } = await import('./commands/url.js'); return (y) => y.command(urlCommand); },
+  pull: async () => { const { pullCommand } = await import('./commands/pull.js'); return (y) => y.command(pullCommand); },
+  mirror: async () => {
+    const [{ makeMirrorCommand }, { syncCommand }, { resolveImageRef }] = await Promise.all([
+      import('./commands/mirror.js'), import('./commands/sync.js'), import('../lib/builders/index.js'),
+    ]);
+    const mirror = makeMirrorCommand({ resolveRef: resolveImageRef, extraCommands: [syncCommand] });
+    return (y) => y.command(mirror);
+  },
+};
+const defaultCommand = async (): Promise<Register> => {
+  const { defaultPullCommand } = await import('./commands/pull.js');
+  return (y) => y.command(defaultPullCommand);
+};
+
+/** The first word that is neither an option nor the value of `--store`: the command, or the default command's image. */
+function commandWord(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return undefined;
+    if (a === '--store') i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+async function commandsFor(args: readonly string[]): Promise<Register[]> {
+  const word = commandWord(args);
+  if (word === undefined) return Promise.all([...Object.values(COMMANDS), defaultCommand].map((load) => load()));
+  return [await (COMMANDS[word] ?? defaultCommand)()];
+}
 
 /** The full command-line interface. */
 export async function runApp(): Promise<void> {
-  await yargs(hideBin(process.argv))
+  const args = hideBin(process.argv);
+  const registers = await commandsFor(args);
+  const base: Argv<GlobalArgs> = yargs(args)
     .scriptName('fetch-image')
     .usage('$0 <command> [options]\n\nFixed-output fetcher and Nix-compatible store for container images and downloads.')
     .option('store', { type: 'string', global: true, describe: 'physical store root (env FETCH_IMAGE_STORE; default $XDG_DATA_HOME/fetch-image)' })
     .option('json', { type: 'boolean', global: true, describe: 'machine-readable output on stdout' })
-    .option('quiet', { alias: 'q', type: 'boolean', global: true, describe: 'no progress or notes on stderr' })
-    .command(hashCommand)
-    .command(narCommand)
-    .command(storeCommand)
-    .command(urlCommand)
-    .command(pullCommand)
-    .command(makeMirrorCommand({ resolveRef: resolveImageRef, extraCommands: [syncCommand] }))
-    .command(defaultPullCommand)
+    .option('quiet', { alias: 'q', type: 'boolean', global: true, describe: 'no progress or notes on stderr' });
+  await registers.reduce((y, register) => register(y), base)
     .strict()
     .recommendCommands()
     .epilogue('Exit codes: 0 ok, 1 failure, 2 usage error, 3 store verify found problems, 102 hash mismatch.')

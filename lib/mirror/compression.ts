@@ -5,7 +5,6 @@ import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Transform, type TransformCallback } from 'node:stream';
 import { createBrotliDecompress } from 'node:zlib';
-import { compress as zstdCompress } from '@mongodb-js/zstd';
 import { ZstdDecompressStream } from './zstd-frames.js';
 
 export type Compression = 'none' | 'xz' | 'zstd';
@@ -40,6 +39,13 @@ function lzmaNative(): LzmaNative {
   // A CommonJS addon without type declarations; loaded only when xz is used.
   lzma ??= createRequire(import.meta.url)('lzma-native') as LzmaNative;
   return lzma;
+}
+type ZstdNative = typeof import('@mongodb-js/zstd');
+let zstd: ZstdNative | undefined;
+function zstdCompress(data: Buffer, level: number): Promise<Buffer> {
+  // A native addon: loaded only when a zstd NAR is written, not by every command that imports lib/mirror.
+  zstd ??= createRequire(import.meta.url)('@mongodb-js/zstd') as ZstdNative;
+  return zstd.compress(data, level);
 }
 
 const WORKERS = Math.max(1, Math.min(4, availableParallelism()));
