@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { dockerArchiveLayout, decompressLayer, type RepoTag } from '../image/index.js';
+import { dockerArchiveLayout, decompressLayer, type ArchivePiece, type RepoTag } from '../image/index.js';
 import { GrowingFileHasher } from '../nar/index.js';
 import type { BuildContext, BuildOutcome } from '../recipe/index.js';
 import type { Descriptor, RegistryClient } from '../registry/index.js';
@@ -109,9 +109,12 @@ export interface InPlaceInput {
 export async function writeArchiveInPlace(input: InPlaceInput): Promise<Pick<BuildOutcome, 'flatSha256' | 'nar'> & { ranges: Map<string, { offset: number; size: number }> }> {
   const { ctx, client, config, layers, diffIds, repoTags, sources, limit } = input;
   const layout = dockerArchiveLayout(config, diffIds.map((diffId) => ({ diffId, size: sources.get(diffId)!.size })), repoTags);
+  const layerPieces = layout.pieces.filter((p): p is Extract<ArchivePiece, { kind: 'layer' }> => p.kind === 'layer');
   const descOf = new Map(diffIds.map((d, i) => [d, layers[i]!]));
   const fh = await open(ctx.out, 'w', 0o644);
-  const hasher = new GrowingFileHasher(ctx.out, layout.size);
+  // The worker also checks each layer against its diff_id, in the same read as the archive's
+  // hashes, which leaves this thread only the compressed blobs to hash.
+  const hasher = new GrowingFileHasher(ctx.out, layout.size, { ranges: layerPieces.map((p) => ({ offset: p.offset, size: p.size })) });
   const prefix = new FinishedPrefix();
   // After one layer fails the others stop at their next chunk (their error is that first one).
   let failure: unknown;
@@ -119,38 +122,51 @@ export async function writeArchiveInPlace(input: InPlaceInput): Promise<Pick<Bui
     if (failure !== undefined) throw failure;
     hasher.advance(prefix.mark(start, start + length));
   };
-  let rewritten = false;
+  const refetch = async (piece: Extract<ArchivePiece, { kind: 'layer' }>, source: LayerSource, why: string) => {
+    if (source.kind !== 'local') return false;
+    source.forget();
+    ctx.log(`${source.what} is damaged (${why}): dropped, fetching it again`);
+    await fetchLayer(ctx, client, fh, descOf.get(piece.diffId)!, piece.diffId, piece.offset, piece.size, () => undefined, true);
+    return true;
+  };
   try {
     for (const piece of layout.pieces) {
       if (piece.kind !== 'bytes') continue;
       await writeAt(fh, piece.bytes, piece.offset);
       written(piece.offset, piece.bytes.length);
     }
-    const ranges = new Map<string, { offset: number; size: number }>();
-    await Promise.allSettled(layout.pieces.map((piece) => piece.kind === 'layer' && limit(async () => {
+    let rewritten = false;
+    const truncated: typeof layerPieces = [];
+    await Promise.allSettled(layerPieces.map((piece) => limit(async () => {
       if (failure !== undefined) return;
       const source = sources.get(piece.diffId)!;
-      const desc = descOf.get(piece.diffId)!;
-      ranges.set(piece.diffId, { offset: piece.offset, size: piece.size });
-      if (source.kind === 'local') {
-        const got = await copyLocal(fh, source, piece.offset, written);
-        if (got === piece.diffId) return;
-        source.forget();
-        ctx.log(`${source.what} is damaged (content ${got}): dropped, fetching it again`);
-        rewritten = true;
-      }
-      await fetchLayer(ctx, client, fh, desc, piece.diffId, piece.offset, piece.size, written);
+      if (source.kind === 'registry') await fetchLayer(ctx, client, fh, descOf.get(piece.diffId)!, piece.diffId, piece.offset, piece.size, written, false);
+      else if (!(await copyLocal(fh, source, piece.offset, written))) truncated.push(piece);
     }).catch((e: unknown) => {
       failure ??= e;
     })));
     if (failure !== undefined) throw failure;
-    await fh.close();
-    if (rewritten) {
+    let hashes: Pick<BuildOutcome, 'flatSha256' | 'nar'> = {};
+    if (truncated.length) {
       await hasher.abort();
-      return { ranges }; // bytes were hashed before being replaced: realise() hashes the file itself
+      for (const piece of truncated) await refetch(piece, sources.get(piece.diffId)!, 'shorter than recorded');
+      rewritten = true;
+    } else {
+      // Flushing to disk while the worker catches up makes the store's own fsync nearly free.
+      const [{ flat, nar, rangeDigests }] = await Promise.all([hasher.finish(), fh.datasync()]);
+      for (const [i, piece] of layerPieces.entries()) {
+        const got = rangeDigests[i]!;
+        if (got === piece.diffId) continue;
+        if (!(await refetch(piece, sources.get(piece.diffId)!, `content ${got}`))) {
+          throw new Error(`layer ${descOf.get(piece.diffId)!.digest}: uncompressed content has digest ${got}, but the image config's diff_id is ${piece.diffId}`);
+        }
+        rewritten = true;
+      }
+      // Bytes hashed before being replaced are no use: realise() then hashes the file itself.
+      if (!rewritten) hashes = { flatSha256: flat, nar };
     }
-    const { flat, nar } = await hasher.finish();
-    return { flatSha256: flat, nar, ranges };
+    await fh.close();
+    return { ...hashes, ranges: new Map(layerPieces.map((p) => [p.diffId, { offset: p.offset, size: p.size }])) };
   } catch (e) {
     await hasher.abort();
     await fh.close().catch(() => undefined);
@@ -158,31 +174,28 @@ export async function writeArchiveInPlace(input: InPlaceInput): Promise<Pick<Bui
   }
 }
 
-/** Copies a range the store already has into place, returning the digest of what it copied. */
-async function copyLocal(fh: FileHandle, source: Extract<LayerSource, { kind: 'local' }>, at: number, written: (start: number, length: number) => void): Promise<string> {
-  const hash = createHash('sha256');
+/** Copies a range the store already has into place; false if the file ended early. */
+async function copyLocal(fh: FileHandle, source: Extract<LayerSource, { kind: 'local' }>, at: number, written: (start: number, length: number) => void): Promise<boolean> {
   const src = await open(source.file, 'r');
   try {
     for (let done = 0; done < source.size;) {
       const buf = Buffer.allocUnsafe(Math.min(CHUNK, source.size - done));
       const { bytesRead } = await src.read(buf, 0, buf.length, source.offset + done);
-      if (bytesRead === 0) return `(truncated at ${done} of ${source.size} bytes)`;
-      const chunk = buf.subarray(0, bytesRead);
-      hash.update(chunk);
-      await writeAt(fh, chunk, at + done);
+      if (bytesRead === 0) return false;
+      await writeAt(fh, buf.subarray(0, bytesRead), at + done);
       written(at + done, bytesRead);
       done += bytesRead;
     }
+    return true;
   } finally {
     await src.close();
   }
-  return `sha256:${hash.digest('hex')}`;
 }
 
-/** Downloads, inflates and writes one layer into place, checking its size and diff_id. */
+/** Downloads, inflates and writes one layer into place, checking its size (and its diff_id if `verify`). */
 async function fetchLayer(
   ctx: BuildContext, client: RegistryClient, fh: FileHandle, desc: Descriptor, diffId: string, at: number, size: number,
-  written: (start: number, length: number) => void,
+  written: (start: number, length: number) => void, verify: boolean,
 ): Promise<void> {
   ctx.progress.start(desc.digest, `layer ${desc.digest.slice(7, 19)}`, desc.size);
   try {
@@ -190,16 +203,17 @@ async function fetchLayer(
       { digest: desc.digest, size: desc.size, ...(desc.urls ? { urls: desc.urls } : {}) },
       { onProgress: (got, total) => ctx.progress.update(desc.digest, got, total ?? desc.size) },
     );
-    const hash = createHash('sha256');
+    const hash = verify ? createHash('sha256') : undefined;
     let n = 0;
     for await (const chunk of decompressLayer(blob)) {
       if (n + chunk.length > size) throw new SizePredictionMiss(`layer ${desc.digest} is larger than the ${size} bytes its gzip trailer gave`);
-      hash.update(chunk);
+      hash?.update(chunk);
       await writeAt(fh, chunk, at + n);
       written(at + n, chunk.length);
       n += chunk.length;
     }
     if (n !== size) throw new SizePredictionMiss(`layer ${desc.digest} is ${n} bytes uncompressed, not the ${size} its gzip trailer gave`);
+    if (!hash) return; // checked by whoever hashes the archive
     const got = `sha256:${hash.digest('hex')}`;
     if (got !== diffId) throw new Error(`layer ${desc.digest}: uncompressed content has digest ${got}, but the image config's diff_id is ${diffId}`);
   } finally {

@@ -69,6 +69,31 @@ async function* zstdChunks(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer
   yield* out;
 }
 
+/**
+ * Network reads are ~64 KiB; zlib handles each input chunk as one job on the thread pool, and
+ * with such small jobs the hand-offs cost as much as inflating (280 MB: 570 ms vs 370 ms).
+ */
+const GZIP_INPUT_BATCH = 512 * 1024;
+
+async function* batched(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of source) {
+    if (chunk.length >= size && n === 0) {
+      yield chunk;
+      continue;
+    }
+    parts.push(chunk);
+    n += chunk.length;
+    if (n >= size) {
+      yield Buffer.concat(parts, n);
+      parts = [];
+      n = 0;
+    }
+  }
+  if (n) yield Buffer.concat(parts, n);
+}
+
 /** Uncompressed layer bytes from a blob stream in any of gzip, zstd or no compression. */
 export async function* decompressLayer(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
   const it = source[Symbol.asyncIterator]();
@@ -89,7 +114,7 @@ export async function* decompressLayer(source: AsyncIterable<Uint8Array>): Async
       for (;;) {
         const r = await it.next();
         if (r.done) return;
-        yield Buffer.from(r.value);
+        yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
       }
     } finally {
       // A consumer that stops early must not leave the source (a file, a socket) open.
@@ -108,7 +133,7 @@ export async function* decompressLayer(source: AsyncIterable<Uint8Array>): Async
   }
   // 1 MiB output chunks: zlib's 16 KiB default makes inflate+hash+write nearly twice as slow.
   const inflate = createGunzip({ chunkSize: 1 << 20 });
-  const input = Readable.from(rest());
+  const input = Readable.from(batched(rest(), GZIP_INPUT_BATCH));
   // pipeline ties the two together so a failure on either side surfaces while we iterate.
   const done = pipeline(input, inflate).catch((e: unknown) => e);
   for await (const chunk of inflate) yield chunk as Buffer;

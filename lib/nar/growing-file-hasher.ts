@@ -15,10 +15,11 @@ export class GrowingFileHasher {
   private readonly result: Promise<GrowingFileHasherResult>;
   private end = 0;
 
-  constructor(path: string, readonly size: number, executable = false) {
+  /** `ranges`: parts of the file whose own sha256 is wanted as well (in the same read). */
+  constructor(path: string, readonly size: number, opts: { executable?: boolean; ranges?: Array<{ offset: number; size: number }> } = {}) {
     const shared = new SharedArrayBuffer(16);
     this.ctl = new BigInt64Array(shared);
-    const data: GrowingFileHasherData = { path, size, executable, shared };
+    const data: GrowingFileHasherData = { path, size, executable: opts.executable ?? false, shared, ranges: opts.ranges ?? [] };
     this.worker = new Worker(new URL('./growing-file-hasher-worker.js', import.meta.url), { workerData: data });
     this.result = new Promise((resolve, reject) => {
       this.worker.once('message', (m: GrowingFileHasherResult | { error: string }) => ('error' in m ? reject(new Error(m.error)) : resolve(m)));
@@ -37,11 +38,15 @@ export class GrowingFileHasher {
   }
 
   /** The hashes, once the whole file has been declared written. */
-  async finish(): Promise<{ flat: Hash; nar: PathHash }> {
+  async finish(): Promise<{ flat: Hash; nar: PathHash; rangeDigests: string[] }> {
     if (this.end !== this.size) throw new Error(`file hashing finished at ${this.end} of ${this.size} bytes`);
     try {
       const r = await this.result;
-      return { flat: new Hash('sha256', Buffer.from(r.flat, 'hex')), nar: { hash: new Hash('sha256', Buffer.from(r.nar, 'hex')), size: r.narSize } };
+      return {
+        flat: new Hash('sha256', Buffer.from(r.flat, 'hex')),
+        nar: { hash: new Hash('sha256', Buffer.from(r.nar, 'hex')), size: r.narSize },
+        rangeDigests: r.rangeDigests.map((hex) => `sha256:${hex}`),
+      };
     } finally {
       await this.worker.terminate();
     }
