@@ -109,12 +109,15 @@ export interface InPlaceInput {
 export async function writeArchiveInPlace(input: InPlaceInput): Promise<Pick<BuildOutcome, 'flatSha256' | 'nar'> & { ranges: Map<string, { offset: number; size: number }> }> {
   const { ctx, client, config, layers, diffIds, repoTags, sources, limit } = input;
   const layout = dockerArchiveLayout(config, diffIds.map((diffId) => ({ diffId, size: sources.get(diffId)!.size })), repoTags);
-  const layerPieces = layout.pieces.filter((p): p is Extract<ArchivePiece, { kind: 'layer' }> => p.kind === 'layer');
+  const layerPieces = layout.pieces.filter((p): p is LayerPiece => p.kind === 'layer');
   const descOf = new Map(diffIds.map((d, i) => [d, layers[i]!]));
+  const sourceOf = (p: LayerPiece) => sources.get(p.diffId)!;
+  // Who checks each layer's diff_id: the hashing worker, in the same read as the archive's
+  // hashes, for layers being inflated (this thread is busy with the network and zlib); this
+  // thread, as it copies, for layers the store already has (it has little else to do then).
+  const byWorker = layerPieces.filter((p) => sourceOf(p).kind === 'registry');
   const fh = await open(ctx.out, 'w', 0o644);
-  // The worker also checks each layer against its diff_id, in the same read as the archive's
-  // hashes, which leaves this thread only the compressed blobs to hash.
-  const hasher = new GrowingFileHasher(ctx.out, layout.size, { ranges: layerPieces.map((p) => ({ offset: p.offset, size: p.size })) });
+  const hasher = new GrowingFileHasher(ctx.out, layout.size, { ranges: byWorker.map((p) => ({ offset: p.offset, size: p.size })) });
   const prefix = new FinishedPrefix();
   // After one layer fails the others stop at their next chunk (their error is that first one).
   let failure: unknown;
@@ -122,51 +125,45 @@ export async function writeArchiveInPlace(input: InPlaceInput): Promise<Pick<Bui
     if (failure !== undefined) throw failure;
     hasher.advance(prefix.mark(start, start + length));
   };
-  const refetch = async (piece: Extract<ArchivePiece, { kind: 'layer' }>, source: LayerSource, why: string) => {
-    if (source.kind !== 'local') return false;
-    source.forget();
-    ctx.log(`${source.what} is damaged (${why}): dropped, fetching it again`);
-    await fetchLayer(ctx, client, fh, descOf.get(piece.diffId)!, piece.diffId, piece.offset, piece.size, () => undefined, true);
-    return true;
-  };
+  const fetchInto = (p: LayerPiece, onWritten: typeof written, verify: boolean) =>
+    fetchLayer(ctx, client, fh, descOf.get(p.diffId)!, p.diffId, p.offset, p.size, onWritten, verify);
   try {
     for (const piece of layout.pieces) {
       if (piece.kind !== 'bytes') continue;
       await writeAt(fh, piece.bytes, piece.offset);
       written(piece.offset, piece.bytes.length);
     }
-    let rewritten = false;
-    const truncated: typeof layerPieces = [];
+    const damaged: Array<{ piece: LayerPiece; got: string }> = [];
     await Promise.allSettled(layerPieces.map((piece) => limit(async () => {
       if (failure !== undefined) return;
-      const source = sources.get(piece.diffId)!;
-      if (source.kind === 'registry') await fetchLayer(ctx, client, fh, descOf.get(piece.diffId)!, piece.diffId, piece.offset, piece.size, written, false);
-      else if (!(await copyLocal(fh, source, piece.offset, written))) truncated.push(piece);
+      const source = sourceOf(piece);
+      if (source.kind === 'registry') return fetchInto(piece, written, false);
+      const got = await copyLocal(fh, source, piece.offset, written);
+      if (got !== piece.diffId) damaged.push({ piece, got });
     }).catch((e: unknown) => {
       failure ??= e;
     })));
     if (failure !== undefined) throw failure;
-    let hashes: Pick<BuildOutcome, 'flatSha256' | 'nar'> = {};
-    if (truncated.length) {
-      await hasher.abort();
-      for (const piece of truncated) await refetch(piece, sources.get(piece.diffId)!, 'shorter than recorded');
-      rewritten = true;
-    } else {
-      // Flushing to disk while the worker catches up makes the store's own fsync nearly free.
-      const [{ flat, nar, rangeDigests }] = await Promise.all([hasher.finish(), fh.datasync()]);
-      for (const [i, piece] of layerPieces.entries()) {
-        const got = rangeDigests[i]!;
-        if (got === piece.diffId) continue;
-        if (!(await refetch(piece, sources.get(piece.diffId)!, `content ${got}`))) {
-          throw new Error(`layer ${descOf.get(piece.diffId)!.digest}: uncompressed content has digest ${got}, but the image config's diff_id is ${piece.diffId}`);
-        }
-        rewritten = true;
-      }
+    if (damaged.length) {
       // Bytes hashed before being replaced are no use: realise() then hashes the file itself.
-      if (!rewritten) hashes = { flatSha256: flat, nar };
+      await hasher.abort();
+      for (const { piece, got } of damaged) {
+        const source = sourceOf(piece) as LocalSource;
+        source.forget();
+        ctx.log(`${source.what} is damaged (${got.startsWith('sha256:') ? `content ${got}` : got}): dropped, fetching it again`);
+        await fetchInto(piece, () => undefined, true);
+      }
+      await fh.close();
+      return { ranges: rangesOf(layerPieces) };
     }
+    // Flushing to disk while the worker catches up makes the store's own fsync nearly free.
+    const [{ flat, nar, rangeDigests }] = await Promise.all([hasher.finish(), fh.datasync()]);
     await fh.close();
-    return { ...hashes, ranges: new Map(layerPieces.map((p) => [p.diffId, { offset: p.offset, size: p.size }])) };
+    byWorker.forEach((piece, i) => {
+      const got = rangeDigests[i]!;
+      if (got !== piece.diffId) throw new Error(`layer ${descOf.get(piece.diffId)!.digest}: uncompressed content has digest ${got}, but the image config's diff_id is ${piece.diffId}`);
+    });
+    return { flatSha256: flat, nar, ranges: rangesOf(layerPieces) };
   } catch (e) {
     await hasher.abort();
     await fh.close().catch(() => undefined);
@@ -174,22 +171,35 @@ export async function writeArchiveInPlace(input: InPlaceInput): Promise<Pick<Bui
   }
 }
 
-/** Copies a range the store already has into place; false if the file ended early. */
-async function copyLocal(fh: FileHandle, source: Extract<LayerSource, { kind: 'local' }>, at: number, written: (start: number, length: number) => void): Promise<boolean> {
+type LayerPiece = Extract<ArchivePiece, { kind: 'layer' }>;
+type LocalSource = Extract<LayerSource, { kind: 'local' }>;
+
+function rangesOf(pieces: readonly LayerPiece[]): Map<string, { offset: number; size: number }> {
+  return new Map(pieces.map((p) => [p.diffId, { offset: p.offset, size: p.size }]));
+}
+
+/**
+ * Copies a range the store already has into place through one reused buffer, returning the
+ * digest of what it copied (or why it could not: a file that ended early).
+ */
+async function copyLocal(fh: FileHandle, source: LocalSource, at: number, written: (start: number, length: number) => void): Promise<string> {
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafeSlow(Math.min(CHUNK, source.size));
   const src = await open(source.file, 'r');
   try {
     for (let done = 0; done < source.size;) {
-      const buf = Buffer.allocUnsafe(Math.min(CHUNK, source.size - done));
-      const { bytesRead } = await src.read(buf, 0, buf.length, source.offset + done);
-      if (bytesRead === 0) return false;
-      await writeAt(fh, buf.subarray(0, bytesRead), at + done);
+      const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, source.size - done), source.offset + done);
+      if (bytesRead === 0) return `truncated at ${done} of ${source.size} bytes`;
+      const chunk = buf.subarray(0, bytesRead);
+      hash.update(chunk);
+      await writeAt(fh, chunk, at + done);
       written(at + done, bytesRead);
       done += bytesRead;
     }
-    return true;
   } finally {
     await src.close();
   }
+  return `sha256:${hash.digest('hex')}`;
 }
 
 /** Downloads, inflates and writes one layer into place, checking its size (and its diff_id if `verify`). */
