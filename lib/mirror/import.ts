@@ -193,13 +193,14 @@ async function fetchAndRegister(store: LocalStore, cache: BinaryCache, plan: rea
     // Independent paths register concurrently; a path waits for its references, so a valid
     // path never refers to one that is not valid yet.
     const registering = new Map<string, Promise<void>>();
+    await store.prepare(fetched.map((f) => f.out));
     await mapLimit(fetched, 4, async ({ ni, out }) => {
       const task = (async () => {
         await Promise.all(ni.references.filter((r) => r !== ni.storePath).map((r) => registering.get(r)));
         const lock = await store.lockPath(ni.storePath);
         try {
           const base = { references: ni.references, signatures: ni.sigs, narHash: ni.narHash, narSize: ni.narSize };
-          await store.register(ni.storePath, out, { ...base, ...(ni.ca ? { ca: ni.ca } : {}), ...(ni.deriver ? { deriver: ni.deriver } : {}) });
+          await store.register(ni.storePath, out, { ...base, prepared: true, ...(ni.ca ? { ca: ni.ca } : {}), ...(ni.deriver ? { deriver: ni.deriver } : {}) });
         } finally {
           lock.release();
         }

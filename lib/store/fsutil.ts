@@ -38,10 +38,24 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
  * (`sync -f`) rather than an fsync per file, falling back to per-file fsync without `sync`.
  */
 export async function canonicalise(path: BytePath): Promise<void> {
-  // A few files: fsync each (a syncfs would also wait for unrelated dirty data). Many: one syncfs.
-  if (canonicaliseTree(path) <= 64) return fsyncTree(path);
-  const r = spawnSync('sync', ['-f', path.toString()], { stdio: 'ignore' });
-  if (r.status !== 0) fsyncTree(path);
+  return canonicaliseAll([path]);
+}
+
+/**
+ * canonicalise() for several trees with one flush between them: a closure imported at once
+ * pays for one syncfs, not one per path (each syncfs also commits the journal, and on a slow
+ * disk that is most of an import's time).
+ */
+export async function canonicaliseAll(paths: readonly BytePath[]): Promise<void> {
+  let entries = 0;
+  for (const p of paths) entries += canonicaliseTree(p);
+  // A few files: fsync each (a syncfs would also wait for unrelated dirty data). Many: syncfs.
+  if (entries <= 64) {
+    for (const p of paths) fsyncTree(p);
+    return;
+  }
+  const r = spawnSync('sync', ['-f', ...paths.map((p) => p.toString())], { stdio: 'ignore' });
+  if (r.status !== 0) for (const p of paths) fsyncTree(p);
 }
 
 /** Canonicalises in place and returns how many entries the tree has. */

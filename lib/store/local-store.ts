@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { Hash, hashFile, parseHash } from '../hash/index.js';
 import { dumpPath, restoreNar } from '../nar/index.js';
 import { acquireLock, type Lock } from './lock.js';
-import { canonicalise, fsyncDir, removeTree, writeFileAtomic } from './fsutil.js';
+import { canonicalise, canonicaliseAll, fsyncDir, removeTree, writeFileAtomic } from './fsutil.js';
 import { DEFAULT_STORE_DIR, contentAddress, isStorePath, makeFixedOutputPath, makeTextPath, parseStorePath, type ContentMethod } from './path.js';
 import { ReferenceScanner } from './references.js';
 
@@ -45,6 +45,8 @@ export interface RegisterOptions {
   narSize?: number;
   /** Candidate store paths to scan the content for; found ones are added to `references`. */
   scanFor?: readonly string[];
+  /** The content was already made canonical and flushed to disk (see `prepare`). */
+  prepared?: boolean;
 }
 
 export interface VerifyProblem {
@@ -177,7 +179,7 @@ export class LocalStore {
     }
     const real = this.realPath(storePath);
     await removeTree(real); // an invalid leftover of a crashed add
-    await canonicalise(tempPath);
+    if (!opts.prepared) await canonicalise(tempPath);
     renameSync(tempPath, real);
     fsyncDir(this.physicalStoreDir);
     const info: PathInfo = {
@@ -192,6 +194,14 @@ export class LocalStore {
     if (opts.deriver) info.deriver = opts.deriver;
     writeFileAtomic(this.infoFile(storePath), JSON.stringify(info, null, 2) + '\n');
     return info;
+  }
+
+  /**
+   * Makes several outputs canonical and durable with a single flush, ahead of registering each
+   * with `prepared: true` (an import of a whole closure, say).
+   */
+  async prepare(tempPaths: readonly string[]): Promise<void> {
+    await canonicaliseAll(tempPaths);
   }
 
   /** Adds a copy of `src` like `nix-store --add-fixed [--recursive] sha256`. */
