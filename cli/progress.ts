@@ -1,4 +1,6 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type cliProgressModule from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import type { ProgressSink } from '../lib/recipe/index.js';
 import { SILENT_PROGRESS } from '../lib/recipe/index.js';
 
@@ -19,7 +21,7 @@ function duration(s: number): string {
 }
 
 interface Track {
-  bar: cliProgress.SingleBar;
+  bar: SingleBar;
   started: number;
   label: string;
   done: number;
@@ -32,6 +34,8 @@ interface Track {
  */
 export function terminalProgress(opts: { quiet?: boolean }): ProgressSink {
   if (opts.quiet || !process.stderr.isTTY) return SILENT_PROGRESS;
+  // Loaded only for a terminal: piped and scripted runs never draw, so never pay for it.
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof cliProgressModule;
   const multi = new cliProgress.MultiBar(
     {
       stream: process.stderr,
@@ -53,7 +57,7 @@ export function terminalProgress(opts: { quiet?: boolean }): ProgressSink {
   );
   const tracks = new Map<string, Track>();
   let open = 0;
-  let totalBar: cliProgress.SingleBar | undefined;
+  let totalBar: SingleBar | undefined;
   const started = Date.now();
   // With several items (layers), a last line sums them all.
   const refreshTotal = () => {

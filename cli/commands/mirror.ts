@@ -2,13 +2,14 @@ import { chmodSync, createReadStream, existsSync, readFileSync, writeFileSync } 
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import {
-  exportToCache, formatPublicKey, formatSecretKey, generateKeyPair, importFromCache, isCompression, loadMirrorConfig,
+  exportToCache, formatPublicKey, formatSecretKey, generateKeyPair, importFromCache, isCompression,
   mirrorConfigPath, openCache, parseSecretKey, parseTrustedKeys, readBundle, resolvePathArgs, serveStore, substituteFromCaches,
-  writeBundle, writeBundleFile, COMPRESSIONS, DEFAULT_COMPRESSION, type Compression, type MirrorConfig, type RefResolver, type SecretKey,
+  writeBundle, writeBundleFile, COMPRESSIONS, DEFAULT_COMPRESSION, type Compression, type RefResolver, type SecretKey,
 } from '../../lib/mirror/index.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
 import { terminalProgress } from '../progress.js';
+import { mirrorConfigFromArgs, withSubstituterOptions } from '../substituters.js';
 
 interface MirrorArgs extends GlobalArgs {
   paths?: string[];
@@ -27,26 +28,6 @@ interface MirrorArgs extends GlobalArgs {
   listen?: string;
   dir?: string;
   maxConcurrent?: number;
-}
-
-/** Options a fetching command adds to take binary caches as substituters (see mirrorConfigFromArgs). */
-export function withSubstituterOptions<T>(y: Argv<T>): Argv<T> {
-  return y
-    .option('substituter', { type: 'string', array: true, describe: 'binary cache to try first: directory, file://, http(s):// (repeatable; also config file)' })
-    .option('trusted-key', { type: 'string', array: true, describe: 'public key NAME:BASE64 whose signatures are trusted (repeatable)' });
-}
-
-/** Flags, then FETCH_IMAGE_SUBSTITUTERS / FETCH_IMAGE_TRUSTED_PUBLIC_KEYS, then the config file. */
-export function mirrorConfigFromArgs(a: { substituter?: string[]; trustedKey?: string[]; checkSigs?: boolean }, env: NodeJS.ProcessEnv = process.env): MirrorConfig {
-  try {
-    return loadMirrorConfig(env, {
-      substituters: a.substituter ?? [],
-      trustedPublicKeys: a.trustedKey ?? [],
-      ...(a.checkSigs === false ? { requireSigs: false } : {}),
-    });
-  } catch (e) {
-    throw new UserError((e as Error).message, EXIT.usage);
-  }
 }
 
 function compressionArg(c: string | undefined, fallback: Compression): Compression {

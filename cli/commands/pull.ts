@@ -8,8 +8,8 @@ import { prefetch, realise } from '../../lib/recipe/index.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
 import { terminalProgress } from '../progress.js';
-import { asUserError, declaredHashArg, substitutersFor } from './url.js';
-import { withSubstituterOptions } from './mirror.js';
+import { asUserError, declaredHashArg } from './url.js';
+import { substitutersFor, withSubstituterOptions } from '../substituters.js';
 
 interface PullArgs extends GlobalArgs {
   ref: string;

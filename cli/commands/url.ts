@@ -1,11 +1,10 @@
 import type { Argv, CommandModule } from 'yargs';
-import { BUILTIN_BUILDERS, defaultSubstituters, fetchUrlRecipe, outputModeOf } from '../../lib/builders/index.js';
+import { BUILTIN_BUILDERS } from '../../lib/builders/builtins.js';
+import { fetchUrlRecipe, outputModeOf } from '../../lib/builders/fetch-url.js';
 import { parseHash, type Hash } from '../../lib/hash/index.js';
 import { HashMismatchError, prefetch, realise } from '../../lib/recipe/index.js';
-import { binaryCacheSubstituter } from '../../lib/mirror/index.js';
-import type { Substituter } from '../../lib/recipe/index.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
-import { mirrorConfigFromArgs, withSubstituterOptions } from './mirror.js';
+import { substitutersFor, withSubstituterOptions } from '../substituters.js';
 import { EXIT, UserError } from '../errors.js';
 import { terminalProgress } from '../progress.js';
 
@@ -22,18 +21,6 @@ interface UrlArgs extends GlobalArgs {
   base32?: boolean;
   substituter?: string[];
   trustedKey?: string[];
-}
-
-/**
- * Binary caches first (--substituter, FETCH_IMAGE_SUBSTITUTERS, the config file): that is how an
- * offline machine gets a pinned path; then hashed mirrors for flat URL fetches.
- */
-export function substitutersFor(a: { substituter?: string[]; trustedKey?: string[]; hashedMirror?: string[] }): Substituter[] {
-  const cfg = mirrorConfigFromArgs(a);
-  return [
-    ...(cfg.substituters.length ? [binaryCacheSubstituter(cfg)] : []),
-    ...defaultSubstituters({ hashedMirrors: a.hashedMirror ?? [] }),
-  ];
 }
 
 /** `--sha256` takes any sha256 encoding (as pullImage's sha256); `--hash` any SRI or prefixed hash. */

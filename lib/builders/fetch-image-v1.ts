@@ -5,9 +5,8 @@ import { makeRecipe, type Builder, type Recipe } from '../recipe/index.js';
 import { DOCKER_HUB_V1_INDEX, checkV1ImageId, pullV1, writeV1Tarball } from '../registry/index.js';
 import { sanitizeStoreName } from '../store/index.js';
 import { IMAGE_IMPURE_ENV_VARS } from './fetch-image.js';
+import { FETCH_IMAGE_V1_BUILDER, V1_TARBALL_BUILDER } from './builtins.js';
 
-export const FETCH_IMAGE_V1_BUILDER = 'builtin:fetch-image-v1';
-export const V1_TARBALL_BUILDER = 'builtin:v1-tarball';
 
 export interface PullV1Spec {
   imageName: string;

@@ -13,8 +13,8 @@ import { RegistryClient, formatPlatform, limitConcurrency, parseReference, type 
 import { BlobCache, ContentIndex, checkStoreName } from '../store/index.js';
 import { SizePredictionMiss, planLayerSources, writeArchiveInPlace } from './archive-in-place.js';
 import { imageNames, pullImageStoreName } from './image-name.js';
+import { FETCH_IMAGE_BUILDER } from './builtins.js';
 
-export const FETCH_IMAGE_BUILDER = 'builtin:fetch-image';
 
 /** Variables a pull may read from the caller: proxies and curl flags, plus registry credentials. */
 export const IMAGE_IMPURE_ENV_VARS = [

@@ -8,8 +8,8 @@ import { RegularFileNarHasher } from '../nar/index.js';
 import type { BuildOutcome } from '../recipe/index.js';
 import { FETCHER_IMPURE_ENV_VARS, makeRecipe, type Builder, type Recipe } from '../recipe/index.js';
 import { sanitizeStoreName } from '../store/index.js';
+import { FETCH_URL_BUILDER } from './builtins.js';
 
-export const FETCH_URL_BUILDER = 'builtin:fetch-url';
 
 export interface FetchUrlSpec {
   url: string;

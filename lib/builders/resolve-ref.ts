@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Recipe } from '../recipe/index.js';
 import { parseReference } from '../registry/index.js';
 import type { LocalStore } from '../store/index.js';
-import { FETCH_IMAGE_BUILDER } from './fetch-image.js';
-import { FETCH_IMAGE_V1_BUILDER } from './fetch-image-v1.js';
+import { FETCH_IMAGE_BUILDER, FETCH_IMAGE_V1_BUILDER } from './builtins.js';
 
 function recipeOf(store: LocalStore, deriver: string | undefined): Recipe | undefined {
   if (!deriver?.endsWith('.recipe.json') || !store.isValid(deriver)) return undefined;
