@@ -216,9 +216,9 @@ test('Basic auth on both sides: --src-creds and --dest-creds; missing or wrong c
     await pushImage(sibling.dir, authSrc.port, 'team/sibling', 'v1', { auth: { username: 'alice', password: SECRET } });
     const from = `${authSrc.host}/team/sibling:v1`;
     const none = oneLineError(await sync([from, dst.host]));
-    assert.match(none, new RegExp(`registry ${authSrc.host} requires authentication \\(Basic\\) and no credentials were found`));
+    assert.match(none, new RegExp(`registry ${authSrc.host} requires authentication \\(Basic\\) and no credentials were found \\(use --src-creds,`));
     const noDest = oneLineError(await sync(['--src-creds', `alice:${SECRET}`, from, dst.host]));
-    assert.match(noDest, new RegExp(`registry ${dst.host} requires authentication \\(Basic\\)`));
+    assert.match(noDest, new RegExp(`registry ${dst.host} requires authentication \\(Basic\\) and no credentials were found \\(use --dest-creds,`));
     const wrong = oneLineError(await sync(['--src-creds', `alice:${SECRET}`, '--dest-creds', `bob:${SECRET}x`, from, dst.host]));
     assert.match(wrong, /HTTP 401 Unauthorized: the registry refused the credentials from --dest-creds/);
     const creds = ['--src-creds', `alice:${SECRET}`, '--dest-creds', `bob:${SECRET}`];

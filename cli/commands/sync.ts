@@ -139,8 +139,8 @@ async function syncHandler(a: SyncArgs): Promise<void> {
       chunkSize,
       uploadStateDir: uploadStateDir(),
       jobs: a.jobs,
-      src: { tlsVerify: a.srcTlsVerify, ...srcCreds, ...(a.srcCertFile ? { caFile: a.srcCertFile } : {}) },
-      dest: { tlsVerify: a.destTlsVerify, ...destCreds, ...(a.destCertFile ? { caFile: a.destCertFile } : {}) },
+      src: { tlsVerify: a.srcTlsVerify, ...srcCreds, credentialsHint: 'use --src-creds, docker login or an auth.json', ...(a.srcCertFile ? { caFile: a.srcCertFile } : {}) },
+      dest: { tlsVerify: a.destTlsVerify, ...destCreds, credentialsHint: 'use --dest-creds, docker login or an auth.json', ...(a.destCertFile ? { caFile: a.destCertFile } : {}) },
       // Bars only for a person watching: cli-progress is not even loaded otherwise.
       ...(!a.quiet && process.stderr.isTTY ? { progress: (await import('../progress.js')).terminalProgress(a) } : {}),
       log: (l) => note(a, `note: ${l}`),

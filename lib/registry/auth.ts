@@ -5,7 +5,7 @@
  * per scope until it expires or the registry refuses it).
  */
 import { FetchError, redactUrl, request, type FetchOptions } from '../fetch/index.js';
-import type { Credentials } from './credentials.js';
+import { DEFAULT_CREDENTIALS_HINT, type Credentials } from './credentials.js';
 import type { Readable } from 'node:stream';
 import { RegistryError, describeErrorBody } from './errors.js';
 
@@ -97,6 +97,8 @@ export interface AuthenticatorOptions {
   fetch: FetchOptions;
   /** Clock, for tests of token expiry (default Date.now). */
   now?: () => number;
+  /** How a user gives credentials, for the error when none were found. */
+  credentialsHint?: string;
 }
 
 export class Authenticator {
@@ -147,7 +149,7 @@ export class Authenticator {
     if (ch.scheme === 'basic') {
       if (!creds || (creds.username === '' && creds.password === '')) {
         throw new RegistryError(
-          `registry ${this.opts.registry} requires authentication (Basic) and no credentials were found (use --creds, docker login or an auth.json)`,
+          `registry ${this.opts.registry} requires authentication (Basic) and no credentials were found (${this.opts.credentialsHint ?? DEFAULT_CREDENTIALS_HINT})`,
           'UNAUTHORIZED',
         );
       }

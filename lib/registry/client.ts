@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { FetchError, openDownload, request, type DownloadStream, type FetchOptions, type HttpResponse } from '../fetch/index.js';
 import { isHashAlgo } from '../hash/index.js';
 import { Authenticator, readCapped } from './auth.js';
-import { findCredentials, type CredentialOptions, type Credentials } from './credentials.js';
+import { DEFAULT_CREDENTIALS_HINT, findCredentials, type CredentialOptions, type Credentials } from './credentials.js';
 import { RegistryError, describeErrorBody, readSmall } from './errors.js';
 import {
   MANIFEST_ACCEPT, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, MEDIA_TYPES, Schema1Error, isImageManifestMediaType, isIndexMediaType,
@@ -93,6 +93,7 @@ export class RegistryClient {
   private readonly base = onceUnlessFailed(() => this.ping());
   private readonly scope: string;
   private readonly insecure: boolean;
+  private readonly credentialsHint: string;
 
   constructor(ref: ImageReference | string, opts: RegistryClientOptions = {}) {
     this.ref = typeof ref === 'string' ? parseReference(ref) : ref;
@@ -106,10 +107,12 @@ export class RegistryClient {
     };
     this.scope = `repository:${this.ref.path}:pull`;
     const given = opts.credentials;
+    this.credentialsHint = opts.credentialsHint ?? DEFAULT_CREDENTIALS_HINT;
     this.auth = new Authenticator({
       registry: this.ref.domain,
       credentials: given === null ? async () => undefined : given !== undefined ? async () => given : () => findCredentials(this.ref, opts),
       fetch: this.fetchOpts,
+      credentialsHint: this.credentialsHint,
       ...(opts.now ? { now: opts.now } : {}),
     });
   }
@@ -180,7 +183,7 @@ export class RegistryClient {
       // Like Docker Hub, registries answer 401 for repositories that do not exist, too.
       const why = source
         ? `the registry refused the credentials from ${source}`
-        : 'the repository does not exist or needs credentials, and none were found (use --creds, docker login or an auth.json)';
+        : `the repository does not exist or needs credentials, and none were found (${this.credentialsHint})`;
       return new RegistryError(`${what}: HTTP 401 Unauthorized: ${why}${said}`, 'UNAUTHORIZED', { status });
     }
     if (status === 403) return new RegistryError(`${what}: HTTP 403 Forbidden: access denied${said}`, 'DENIED', { status });

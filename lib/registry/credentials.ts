@@ -34,6 +34,9 @@ export interface Credentials {
   source: string;
 }
 
+/** Said when a registry wants credentials and none were found. */
+export const DEFAULT_CREDENTIALS_HINT = 'use --creds, docker login or an auth.json';
+
 export interface CredentialOptions {
   /** `user:password`, like skopeo --creds. */
   creds?: string;
@@ -45,6 +48,8 @@ export interface CredentialOptions {
   env?: NodeJS.ProcessEnv;
   /** Home directory (default os.homedir()). */
   home?: string;
+  /** How a user gives credentials, for messages when none were found (default: `use --creds, docker login or an auth.json`). */
+  credentialsHint?: string;
   /** Seconds a credential helper may run (default 30). */
   helperTimeoutMs?: number;
 }

@@ -78,6 +78,7 @@ export class RegistryHost {
       registry: ref.domain,
       credentials: given === null ? async () => undefined : given !== undefined ? async () => given : () => findCredentials(ref, opts),
       fetch: this.fetchOpts,
+      ...(opts.credentialsHint ? { credentialsHint: opts.credentialsHint } : {}),
     });
     this.stream = new StreamTransport(this.fetchOpts);
   }
