@@ -2,6 +2,7 @@
 // alone costs ~75 ms of start-up — more than hashing a typical source tree. Only the plain forms
 // are handled here; anything else (help, unknown flags, mistakes) falls through to the full
 // parser, so behaviour and messages stay those of app.ts.
+import { isatty } from 'node:tty';
 import type { HashAlgo, HashFormat } from '../lib/hash/index.js';
 
 const FORMAT_FLAGS: Record<string, HashFormat> = { '--base16': 'base16', '--base32': 'nix32', '--base64': 'base64', '--sri': 'sri' };
@@ -11,9 +12,12 @@ export async function tryFastPath(argv: readonly string[]): Promise<boolean> {
   if (argv.length < 3 || argv.some((a) => a === '--help' || a === '-h' || a === '--json' || a.startsWith('--store'))) return false;
   const [group, command, ...rest] = argv;
   if (group === 'nar' && command === 'dump' && rest.length === 1 && !rest[0]!.startsWith('-')) {
-    if (process.stdout.isTTY) return false;
-    const [{ dumpPath }, { writeChunks }] = await Promise.all([import('../lib/nar/index.js'), import('./write-stream.js')]);
-    await writeChunks(dumpPath(rest[0]!), process.stdout);
+    // isatty(), not process.stdout: creating that stream would make a pipe non-blocking.
+    if (isatty(1)) return false;
+    // Nothing else to overlap with here, so one thread reading and writing with blocking calls
+    // beats a worker handing chunks to an async stream (0.14 s against 0.18 s on /usr/share/doc).
+    const [{ narChunksRecycled }, { writeAllSync }] = await Promise.all([import('../lib/nar/index.js'), import('./write-stream.js')]);
+    for (const chunk of narChunksRecycled(Buffer.from(rest[0]!))) writeAllSync(1, chunk);
     return true;
   }
   if (group !== 'hash' || (command !== 'path' && command !== 'file')) return false;

@@ -1,5 +1,5 @@
 export { dumpPath } from './dump.js';
-export { narChunks, UnsupportedFileTypeError, ChangedWhileArchivingError } from './writer.js';
+export { narChunks, narChunksRecycled, NAR_CHUNK, UnsupportedFileTypeError, ChangedWhileArchivingError } from './writer.js';
 export { parseNar, NarFormatError } from './reader.js';
 export type { NarVisitor } from './reader.js';
 export { ByteSource, TruncatedError } from './source.js';

@@ -152,3 +152,17 @@ export function* narChunks(root: Buffer, alloc: () => Buffer = () => Buffer.allo
   out.seal(true);
   yield* out.ready;
 }
+
+/**
+ * narChunks for a consumer that is done with each chunk by the time it asks for the next (it
+ * writes it out synchronously, say): a chunk's buffer is reused once the next one is requested,
+ * so a whole dump allocates a handful of buffers — the contract dumpPath's chunks have too.
+ */
+export function* narChunksRecycled(root: Buffer): Generator<Buffer> {
+  const free: Buffer[] = [];
+  for (const chunk of narChunks(root, () => free.pop() ?? Buffer.allocUnsafeSlow(NAR_CHUNK))) {
+    yield chunk;
+    // Every buffer comes whole from the allocator above, so its memory is the full chunk.
+    free.push(Buffer.from(chunk.buffer, chunk.byteOffset, NAR_CHUNK));
+  }
+}
