@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { hashFlatAndNar, GrowingFileHasher } from '../lib/nar/index.js';
@@ -68,6 +68,12 @@ test('sizes from the gzip trailer; a second image copies shared layers from the 
     const spooled = await fi(join(t.path, 'spool'), [`${reg.host}/team/two:v1`, '--tls-verify=false']);
     assert.is(spooled.code, 0, spooled.stderr);
     assert.is((JSON.parse(two.stdout.toString()) as { hash: string }).hash, (JSON.parse(spooled.stdout.toString()) as { hash: string }).hash);
+    // Garbage collection (no roots: both archives go) drops the ranges that pointed into them.
+    const ranges = join(store, 'nix/var/fetch-image/ranges/sha256');
+    assert.is(readdirSync(ranges).length, 2);
+    const gc = await fi(store, ['store', 'gc']);
+    assert.is(gc.code, 0, gc.stderr);
+    assert.equal(readdirSync(ranges), []);
   } finally {
     await reg.stop();
     t.remove();

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { dockerArchiveLayout, decompressLayer, type ArchivePiece, type RepoTag } from '../image/index.js';
 import { GrowingFileHasher } from '../nar/index.js';
 import type { BuildContext, BuildOutcome } from '../recipe/index.js';
@@ -38,7 +38,7 @@ export async function planLayerSources(
     const diffId = diffIds[i]!;
     if (cache.has(diffId)) {
       const file = cache.path(diffId);
-      const { size } = await open(file, 'r').then(async (fh) => fh.stat().finally(() => fh.close()));
+      const { size } = await stat(file);
       return [diffId, { kind: 'local', file, offset: 0, size, what: `cached layer ${diffId}`, forget: () => cache.invalidate(diffId) }];
     }
     const range = index.lookup(diffId);
@@ -216,13 +216,13 @@ async function fetchLayer(
     const hash = verify ? createHash('sha256') : undefined;
     let n = 0;
     for await (const chunk of decompressLayer(blob)) {
-      if (n + chunk.length > size) throw new SizePredictionMiss(`layer ${desc.digest} is larger than the ${size} bytes its gzip trailer gave`);
+      if (n + chunk.length > size) throw new SizePredictionMiss(`layer ${desc.digest} is larger than the ${size} bytes planned for it`);
       hash?.update(chunk);
       await writeAt(fh, chunk, at + n);
       written(at + n, chunk.length);
       n += chunk.length;
     }
-    if (n !== size) throw new SizePredictionMiss(`layer ${desc.digest} is ${n} bytes uncompressed, not the ${size} its gzip trailer gave`);
+    if (n !== size) throw new SizePredictionMiss(`layer ${desc.digest} is ${n} bytes uncompressed, not the ${size} planned for it`);
     if (!hash) return; // checked by whoever hashes the archive
     const got = `sha256:${hash.digest('hex')}`;
     if (got !== diffId) throw new Error(`layer ${desc.digest}: uncompressed content has digest ${got}, but the image config's diff_id is ${diffId}`);

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalStore } from './local-store.js';
 
@@ -55,6 +55,20 @@ export class ContentIndex {
     const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
     writeFileSync(tmp, JSON.stringify(range));
     renameSync(tmp, file);
+  }
+
+  /** Drops entries whose store path is no longer valid (after a garbage collection). */
+  prune(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue;
+      if (!this.lookup(`sha256:${name}`)) rmSync(join(this.dir, name), { force: true });
+    }
   }
 
   /** Drops an entry whose range turned out not to hold the bytes. */

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { Hash, hashFile, parseHash } from '../hash/index.js';
 import { dumpPath, restoreNar } from '../nar/index.js';
 import { acquireLock, type Lock } from './lock.js';
+import { ContentIndex } from './content-index.js';
 import { canonicalise, canonicaliseAll, fsyncDir, removeTree, writeFileAtomic } from './fsutil.js';
 import { DEFAULT_STORE_DIR, contentAddress, isStorePath, makeFixedOutputPath, makeTextPath, parseStorePath, type ContentMethod } from './path.js';
 import { ReferenceScanner } from './references.js';
@@ -358,6 +359,7 @@ export class LocalStore {
     if (!opts.dryRun) {
       for (const p of dead) await this.deleteUnchecked(p);
       await this.removeLeftovers();
+      new ContentIndex(this).prune();
     }
     return { dead, bytesFreed };
   }
