@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { openDownload, redactUrl, type FetchOptions } from '../fetch/index.js';
 import { Hash } from '../hash/index.js';
-import { RegularFileNarHasher } from '../nar/index.js';
+import { GrowingFileHasher } from '../nar/index.js';
 import type { BuildOutcome } from '../recipe/index.js';
 import { FETCHER_IMPURE_ENV_VARS, makeRecipe, type Builder, type Recipe } from '../recipe/index.js';
 import { sanitizeStoreName } from '../store/index.js';
@@ -50,40 +50,53 @@ export function fetchUrlRecipe(spec: FetchUrlSpec): Recipe {
 }
 
 /**
- * Streams `url` into `dest`, computing the flat sha256 and — when the server announced the size —
- * the NAR hash of the file in the same pass, so realise() need not read the file again.
+ * Streams `url` into `dest` and, unless `hashing` is undefined, hashes it in the same pass. When
+ * the server announced the size, a worker thread reads the written prefix back (from the page
+ * cache) into the flat sha256 and the NAR hash, so this thread only receives and writes (500 MB:
+ * 1.19 s instead of 1.48 s); otherwise this thread hashes the flat sha256 and realise() the NAR.
  */
-async function downloadHashed(url: string, dest: string, executable: boolean, opts: FetchOptions): Promise<Pick<BuildOutcome, 'flatSha256' | 'nar'>> {
+async function downloadHashed(url: string, dest: string, hashing: { executable: boolean } | undefined, opts: FetchOptions): Promise<Pick<BuildOutcome, 'flatSha256' | 'nar'>> {
   const fh = await open(dest, 'w', 0o644);
+  let hasher: GrowingFileHasher | undefined;
+  let flat: ReturnType<typeof createHash> | undefined;
+  let pos = 0;
+  const startHashing = (total: number | undefined) => {
+    if (!hashing) return;
+    hasher = total !== undefined ? new GrowingFileHasher(dest, total, hashing) : undefined;
+    flat = total === undefined ? createHash('sha256') : undefined;
+  };
   try {
-    let flat = createHash('sha256');
-    let nar: RegularFileNarHasher | undefined;
-    let pos = 0;
     const dl = await openDownload(url, {
       ...opts,
       onRestart: async () => {
+        await hasher?.abort();
         await fh.truncate(0);
         pos = 0;
-        flat = createHash('sha256');
-        nar = dl.total !== undefined ? new RegularFileNarHasher(dl.total, executable) : undefined;
+        startHashing(dl.total);
       },
     });
-    if (dl.total !== undefined) nar = new RegularFileNarHasher(dl.total, executable);
+    startHashing(dl.total);
     for await (const chunk of dl) {
-      flat.update(chunk);
-      nar?.update(chunk);
+      flat?.update(chunk);
       for (let off = 0; off < chunk.length;) {
         const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos);
         off += bytesWritten;
         pos += bytesWritten;
       }
+      hasher?.advance(pos);
     }
-    const flatSha256 = new Hash('sha256', flat.digest());
-    try {
-      return nar ? { flatSha256, nar: nar.digest() } : { flatSha256 };
-    } catch {
-      return { flatSha256 }; // the announced size was wrong: realise() hashes the file itself
+    if (flat) return { flatSha256: new Hash('sha256', flat.digest()) };
+    if (!hasher) return {};
+    if (pos !== hasher.size) {
+      // The announced size was wrong: realise() hashes the file itself.
+      await hasher.abort();
+      return {};
     }
+    const done = await hasher.finish();
+    return { flatSha256: done.flat, nar: done.nar };
+  } catch (e) {
+    await hasher?.abort();
+    throw e;
   } finally {
     await fh.close();
   }
@@ -96,7 +109,8 @@ export const fetchUrlBuilder: Builder = async (ctx) => {
   ctx.progress.start(url, shown);
   let hashes: Pick<BuildOutcome, 'flatSha256' | 'nar'>;
   try {
-    hashes = await downloadHashed(url, download, executable, {
+    // An archive to unpack is hashed as the tree it unpacks to, not as the download.
+    hashes = await downloadHashed(url, download, unpack ? undefined : { executable }, {
       env: ctx.env,
       ...(curlOpts ? { curlOpts } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
