@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Hash } from '../lib/hash/index.js';
 import { hashPath } from '../lib/nar/index.js';
 import { LocalStore, makeFixedOutputPath } from '../lib/store/index.js';
+import { fileHandler, startServer, testBytes } from './helpers/http-servers.js';
 import { run } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -64,6 +65,32 @@ test('prefetch prints the hash; with the hash it prints the path; then it works 
     assert.ok(readFileSync(j.path).equals(body));
   } finally {
     srv.server.close();
+    t.remove();
+  }
+});
+
+test('a body cut mid-way, resumed or restarted from 0, still gives the right flat and NAR hashes', async () => {
+  const t = tempDir();
+  const data = testBytes(3 * 1024 * 1024 + 17);
+  const servers = await Promise.all([
+    startServer(fileHandler({ data, plan: [{ kind: 'drop', after: 1_500_000 }] })),
+    startServer(fileHandler({ data, ranges: false, plan: [{ kind: 'drop', after: 1_200_000 }] })),
+  ]);
+  try {
+    const flat = Hash.of('sha256', data);
+    for (const [i, s] of servers.entries()) {
+      const store = join(t.path, `s${i}`);
+      const r = await fi(store, ['--json', 'url', s.url('/blob.bin'), '--hash', flat.sri]);
+      assert.is(r.code, 0, r.stderr);
+      assert.ok(s.requests.length >= 2, 'the break was noticed and the download went on');
+      const ex = await fi(store, ['--json', 'url', '--executable', '--name', 'tool', s.url('/blob.bin')]);
+      assert.is(ex.code, 0, ex.stderr);
+      const exPath = (JSON.parse(ex.stdout.toString()) as { path: string }).path;
+      assert.is(JSON.parse(ex.stdout.toString()).hash, (await hashPath(exPath)).hash.sri, 'NAR hash of the executable file');
+      assert.equal((await new LocalStore({ root: store }).verify({ checkContents: true })).problems, [], 'registered NAR hashes are right');
+    }
+  } finally {
+    await Promise.all(servers.map((s) => s.close()));
     t.remove();
   }
 });
