@@ -32,6 +32,7 @@ const UNCOMPRESSED_MEDIA = new Set(['application/vnd.docker.image.rootfs.diff.ta
  */
 export async function planLayerSources(
   client: RegistryClient, cache: BlobCache, index: ContentIndex, layers: readonly Descriptor[], diffIds: readonly string[],
+  limit: <T>(job: () => Promise<T>) => Promise<T>,
 ): Promise<Map<string, LayerSource> | undefined> {
   const sources = new Map<string, LayerSource>();
   const planned = await Promise.all(layers.map(async (desc, i): Promise<[string, LayerSource | undefined]> => {
@@ -47,7 +48,7 @@ export async function planLayerSources(
     if (!GZIP_MEDIA.test(desc.mediaType)) return [diffId, undefined];
     // ISIZE: the uncompressed size modulo 2^32. Layers of 4 GiB and more, and multi-member gzip,
     // predict wrong; the download notices and the caller falls back.
-    const tail = await client.blobTail(desc, 4);
+    const tail = await limit(() => client.blobTail(desc, 4));
     return [diffId, tail ? { kind: 'registry', size: tail.readUInt32LE(0) } : undefined];
   }));
   for (const [diffId, source] of planned) {

@@ -225,7 +225,7 @@ export const fetchImageBuilder: Builder = async (ctx) => {
   const diffIds = diffIdsOf(img);
   const repoTags: RepoTag[] = [{ name: parseReference(`${a.finalImageName}:${a.finalImageTag}`).name, tag: a.finalImageTag }];
   const index = new ContentIndex(ctx.store);
-  const sources = await planLayerSources(client, cache, index, img.layers, diffIds);
+  const sources = await planLayerSources(client, cache, index, img.layers, diffIds, limit);
   if (sources) {
     try {
       const { ranges, ...hashes } = await writeArchiveInPlace({ ctx, client, config: img.configBytes, layers: img.layers, diffIds, repoTags, sources, limit });

@@ -54,7 +54,10 @@ export async function canonicaliseAll(paths: readonly BytePath[]): Promise<void>
     for (const p of paths) fsyncTree(p);
     return;
   }
-  const r = spawnSync('sync', ['-f', ...paths.map((p) => p.toString())], { stdio: 'ignore' });
+  // One syncfs per file system the trees are on (normally just the store's).
+  const perDevice = new Map<number, string>();
+  for (const p of paths) perDevice.set(lstatSync(p).dev, p.toString());
+  const r = spawnSync('sync', ['-f', ...perDevice.values()], { stdio: 'ignore' });
   if (r.status !== 0) for (const p of paths) fsyncTree(p);
 }
 
