@@ -177,10 +177,11 @@ export class SafeTree implements EntrySink {
     for (const parts of this.symlinks) {
       const rel = parts.slice(rootParts.length);
       if (!lstatOrNull(under(root, rel))?.isSymbolicLink()) continue; // replaced by a later member
-      if (await leavesRoot(root, rel)) {
-        const target = readlinkSync(under(root, rel), { encoding: 'buffer' });
-        throw new RefusedEntryError(joinPath(parts), `its symlink target '${shown(target)}' resolves outside the output`);
-      }
+      const target = readlinkSync(under(root, rel), { encoding: 'buffer' });
+      // Read as text from the kept root too (stripping moved it): `b -> b/../../a` is a loop to
+      // the kernel, but a tool that cleans paths lexically would follow it outside.
+      if (targetLeaves(rel, target)) throw new RefusedEntryError(joinPath(parts), `its symlink target '${shown(target)}' points outside the output`);
+      if (await leavesRoot(root, rel)) throw new RefusedEntryError(joinPath(parts), `its symlink target '${shown(target)}' resolves outside the output`);
     }
   }
 }
