@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { setFlagsFromString } from 'node:v8';
 import { EXIT, UserError } from './errors.js';
 import { tryFastPath } from './fast-path.js';
 
@@ -17,6 +18,12 @@ function describeError(err: NodeJS.ErrnoException): string {
   if (err.code && err.path && ERRNO_TEXT[err.code]) return `${err.path}: ${ERRNO_TEXT[err.code]}`;
   return err.message ?? String(err);
 }
+
+// undici parses HTTP with a WebAssembly module (llhttp). V8 compiles it twice, quickly and
+// then optimised in the background; the optimising pass costs ~35 MB of peak memory and ~40 ms
+// (the process waits for it before exiting) and buys nothing measurable when the bodies are
+// what takes the time (500 MB fetch: same speed, 156 → 125 MiB peak). Set before any is compiled.
+setFlagsFromString('--liftoff-only');
 
 async function main(): Promise<void> {
   if (await tryFastPath(process.argv.slice(2))) return;

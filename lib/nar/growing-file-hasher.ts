@@ -1,30 +1,38 @@
+import { closeSync, openSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { Hash } from '../hash/index.js';
+import { hashFileSync, type FileHashes } from './file-hashes.js';
 import type { PathHash } from './hash-path.js';
-import type { GrowingFileHasherData, GrowingFileHasherResult } from './growing-file-hasher-worker.js';
+import type { GrowingFileHasherData } from './growing-file-hasher-worker.js';
+
+/** Below this a worker (a V8 isolate: ~20 MB and ~20 ms) costs more than it saves: hash at the end. */
+const WORKER_MIN_SIZE = 16 << 20;
 
 /**
  * Hashes a regular file of known final size while it is still being written, possibly out of
  * order: the writer says how long the finished prefix is (`advance`), and a worker thread reads
  * that prefix back (from the page cache) into the flat sha256 and the NAR hash. Hashing thus
  * runs on the second core alongside downloading, inflating and writing, instead of after them.
+ * A small file is simply read back and hashed on this thread by finish().
  */
 export class GrowingFileHasher {
   private readonly ctl: BigInt64Array;
-  private readonly worker: Worker;
-  private readonly result: Promise<GrowingFileHasherResult>;
+  private readonly worker: Worker | undefined;
+  private readonly result: Promise<FileHashes> | undefined;
   private end = 0;
 
   /** `ranges`: parts of the file whose own sha256 is wanted as well (in the same read). */
-  constructor(path: string, readonly size: number, opts: { executable?: boolean; ranges?: Array<{ offset: number; size: number }> } = {}) {
+  constructor(private readonly path: string, readonly size: number, private readonly opts: { executable?: boolean; ranges?: Array<{ offset: number; size: number }> } = {}) {
     const shared = new SharedArrayBuffer(16);
     this.ctl = new BigInt64Array(shared);
+    if (size < WORKER_MIN_SIZE) return;
     const data: GrowingFileHasherData = { path, size, executable: opts.executable ?? false, shared, ranges: opts.ranges ?? [] };
-    this.worker = new Worker(new URL('./growing-file-hasher-worker.js', import.meta.url), { workerData: data });
+    const worker = new Worker(new URL('./growing-file-hasher-worker.js', import.meta.url), { workerData: data });
+    this.worker = worker;
     this.result = new Promise((resolve, reject) => {
-      this.worker.once('message', (m: GrowingFileHasherResult | { error: string }) => ('error' in m ? reject(new Error(m.error)) : resolve(m)));
-      this.worker.once('error', reject);
-      this.worker.once('exit', (code) => reject(new Error(`file hashing worker exited (code ${code}) before it finished`)));
+      worker.once('message', (m: FileHashes | { error: string }) => ('error' in m ? reject(new Error(m.error)) : resolve(m)));
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`file hashing worker exited (code ${code}) before it finished`)));
     });
     this.result.catch(() => undefined);
   }
@@ -41,14 +49,14 @@ export class GrowingFileHasher {
   async finish(): Promise<{ flat: Hash; nar: PathHash; rangeDigests: string[] }> {
     if (this.end !== this.size) throw new Error(`file hashing finished at ${this.end} of ${this.size} bytes`);
     try {
-      const r = await this.result;
+      const r = this.result ? await this.result : this.hashHere();
       return {
         flat: new Hash('sha256', Buffer.from(r.flat, 'hex')),
         nar: { hash: new Hash('sha256', Buffer.from(r.nar, 'hex')), size: r.narSize },
         rangeDigests: r.rangeDigests.map((hex) => `sha256:${hex}`),
       };
     } finally {
-      await this.worker.terminate();
+      await this.worker?.terminate();
     }
   }
 
@@ -56,6 +64,15 @@ export class GrowingFileHasher {
   async abort(): Promise<void> {
     Atomics.store(this.ctl, 1, 1n);
     Atomics.notify(this.ctl, 0);
-    await this.worker.terminate();
+    await this.worker?.terminate();
+  }
+
+  private hashHere(): FileHashes {
+    const fd = openSync(this.path, 'r');
+    try {
+      return hashFileSync(fd, this.size, this.opts.executable ?? false, this.opts.ranges ?? [], () => this.size, this.path);
+    } finally {
+      closeSync(fd);
+    }
   }
 }
