@@ -131,8 +131,10 @@ export async function* decompressLayer(source: AsyncIterable<Uint8Array>): Async
     yield* zstdChunks(rest());
     return;
   }
-  // 1 MiB output chunks: zlib's 16 KiB default makes inflate+hash+write nearly twice as slow.
-  const inflate = createGunzip({ chunkSize: 1 << 20 });
+  // 256 KiB output chunks: zlib's 16 KiB default makes inflate+hash+write nearly twice as slow;
+  // 1 MiB is no faster (370 ms against 383 ms for 280 MB) but costs ~10 MB of peak memory when
+  // several layers inflate at once.
+  const inflate = createGunzip({ chunkSize: 256 * 1024 });
   const input = Readable.from(batched(rest(), GZIP_INPUT_BATCH));
   // pipeline ties the two together so a failure on either side surfaces while we iterate.
   const done = pipeline(input, inflate).catch((e: unknown) => e);
