@@ -10,29 +10,11 @@ import { addImage, startBadRegistry, startBlobHost, type Faults } from '../store
 import { makeImage } from '../store-fixtures/images/index.js';
 import { havePeer } from './helpers/peers.js';
 import { run, runOk } from './helpers/run.js';
+import { layerTar } from './helpers/layer-tar.js';
 import { tempDir } from './helpers/tmp.js';
 
 const CLI = join(process.cwd(), 'dist/cli/main.js');
 const fi = (store: string, args: string[]) => run('node', [CLI, '--store', store, '--quiet', ...args], { env: { PATH: process.env.PATH, HOME: '/nonexistent' } });
-
-function layerTar(name: string, body: Buffer): Buffer {
-  // A one-file ustar layer, enough for a registry to serve and us to unpack into an archive.
-  const header = Buffer.alloc(512);
-  header.write(name, 0);
-  header.write('0000644\0', 100);
-  header.write('0000000\0', 108);
-  header.write('0000000\0', 116);
-  header.write(body.length.toString(8).padStart(11, '0') + '\0', 124);
-  header.write('00000000000\0', 136);
-  header.write('        ', 148);
-  header.write('0', 156);
-  header.write('ustar\0' + '00', 257);
-  let sum = 0;
-  for (const b of header) sum += b;
-  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  const pad = Buffer.alloc((512 - (body.length % 512)) % 512);
-  return Buffer.concat([header, body, pad, Buffer.alloc(1024)]);
-}
 
 function storeSnapshot(root: string): string {
   const s = new LocalStore({ root });

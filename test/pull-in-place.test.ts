@@ -10,28 +10,12 @@ import { gzipSync } from 'node:zlib';
 import { hashFlatAndNar, GrowingFileHasher } from '../lib/nar/index.js';
 import { startBadRegistry, type BadRegistry } from '../store-fixtures/bad-registry/index.js';
 import { run } from './helpers/run.js';
+import { layerTar } from './helpers/layer-tar.js';
 import { tempDir } from './helpers/tmp.js';
 
 const CLI = join(process.cwd(), 'dist/cli/main.js');
 const fi = (store: string, args: string[]) => run('node', [CLI, '--store', store, '--quiet', '--json', ...args], { env: { PATH: process.env.PATH, HOME: '/nonexistent' } });
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-function layerTar(name: string, body: Buffer): Buffer {
-  const header = Buffer.alloc(512);
-  header.write(name, 0);
-  header.write('0000644\0', 100);
-  header.write('0000000\0', 108);
-  header.write('0000000\0', 116);
-  header.write(body.length.toString(8).padStart(11, '0') + '\0', 124);
-  header.write('00000000000\0', 136);
-  header.write('        ', 148);
-  header.write('0', 156);
-  header.write('ustar\0' + '00', 257);
-  let sum = 0;
-  for (const b of header) sum += b;
-  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return Buffer.concat([header, body, Buffer.alloc((512 - (body.length % 512)) % 512), Buffer.alloc(1024)]);
-}
 
 /** An image with gzip layers (each given as its uncompressed tar and its gzip bytes) and a config naming their diff_ids. */
 function addGzipImage(reg: BadRegistry, name: string, layers: Array<{ tar: Buffer; gz: Buffer }>, cmd: string): string {
