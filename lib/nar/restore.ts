@@ -1,5 +1,4 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir, rm, symlink } from 'node:fs/promises';
+import { mkdir, open, rm, symlink } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { parseNar } from './reader.js';
 
@@ -22,9 +21,11 @@ export async function restoreNar(input: AsyncIterable<Uint8Array>, dest: string)
         created = true;
       },
       async file(path, executable, _size, contents) {
-        const out = createWriteStream(at(path), { flags: 'wx', mode: executable ? 0o755 : 0o644 });
+        // Opened before anything can fail: a write stream opens in the background, and an open
+        // that lands after the clean-up below would leave a file behind.
+        const fh = await open(at(path), 'wx', executable ? 0o755 : 0o644);
         created = true;
-        await pipeline(contents, out);
+        await pipeline(contents, fh.createWriteStream());
       },
       async symlink(path, target) {
         await symlink(target, at(path));
