@@ -19,7 +19,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   pull: async () => { const { pullCommand } = await import('./commands/pull.js'); return (y) => y.command(pullCommand); },
   mirror: async () => {
     const [{ makeMirrorCommand }, { syncCommand }, { resolveImageRef }] = await Promise.all([
-      import('./commands/mirror.js'), import('./commands/sync.js'), import('../lib/builders/index.js'),
+      import('./commands/mirror.js'), import('./commands/sync.js'), import('../lib/builders/resolve-ref.js'),
     ]);
     const mirror = makeMirrorCommand({ resolveRef: resolveImageRef, extraCommands: [syncCommand] });
     return (y) => y.command(mirror);

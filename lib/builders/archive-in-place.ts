@@ -3,6 +3,7 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { dockerArchiveLayout, decompressLayer, type ArchivePiece, type RepoTag } from '../image/index.js';
 import { GrowingFileHasher } from '../nar/index.js';
 import type { BuildContext, BuildOutcome } from '../recipe/index.js';
+import { writeFullyAt } from '../fetch/index.js';
 import type { Descriptor, RegistryClient } from '../registry/index.js';
 import type { BlobCache, ContentIndex } from '../store/index.js';
 
@@ -84,13 +85,6 @@ class FinishedPrefix {
   }
 }
 
-async function writeAt(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  for (let off = 0; off < bytes.length;) {
-    const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, position + off);
-    off += bytesWritten;
-  }
-}
-
 export interface InPlaceInput {
   ctx: BuildContext;
   client: RegistryClient;
@@ -131,7 +125,7 @@ export async function writeArchiveInPlace(input: InPlaceInput): Promise<Pick<Bui
   try {
     for (const piece of layout.pieces) {
       if (piece.kind !== 'bytes') continue;
-      await writeAt(fh, piece.bytes, piece.offset);
+      await writeFullyAt(fh, piece.bytes, piece.offset);
       written(piece.offset, piece.bytes.length);
     }
     const damaged: Array<{ piece: LayerPiece; got: string }> = [];
@@ -193,7 +187,7 @@ async function copyLocal(fh: FileHandle, source: LocalSource, at: number, writte
       if (bytesRead === 0) return `truncated at ${done} of ${source.size} bytes`;
       const chunk = buf.subarray(0, bytesRead);
       hash.update(chunk);
-      await writeAt(fh, chunk, at + done);
+      await writeFullyAt(fh, chunk, at + done);
       written(at + done, bytesRead);
       done += bytesRead;
     }
@@ -219,7 +213,7 @@ async function fetchLayer(
     for await (const chunk of decompressLayer(blob)) {
       if (n + chunk.length > size) throw new SizePredictionMiss(`layer ${desc.digest} is larger than the ${size} bytes planned for it`);
       hash?.update(chunk);
-      await writeAt(fh, chunk, at + n);
+      await writeFullyAt(fh, chunk, at + n);
       written(at + n, chunk.length);
       n += chunk.length;
     }

@@ -7,7 +7,6 @@ import { sanitizeStoreName } from '../store/index.js';
 import { IMAGE_IMPURE_ENV_VARS } from './fetch-image.js';
 import { FETCH_IMAGE_V1_BUILDER, V1_TARBALL_BUILDER } from './builtins.js';
 
-
 export interface PullV1Spec {
   imageName: string;
   imageTag?: string;

@@ -15,7 +15,6 @@ import { SizePredictionMiss, planLayerSources, writeArchiveInPlace } from './arc
 import { imageNames, pullImageStoreName } from './image-name.js';
 import { FETCH_IMAGE_BUILDER } from './builtins.js';
 
-
 /** Variables a pull may read from the caller: proxies and curl flags, plus registry credentials. */
 export const IMAGE_IMPURE_ENV_VARS = [
   ...FETCHER_IMPURE_ENV_VARS, 'FETCH_IMAGE_CREDS', 'FETCH_IMAGE_JOBS', 'DOCKER_CONFIG', 'REGISTRY_AUTH_FILE', 'XDG_RUNTIME_DIR', 'XDG_CONFIG_HOME', 'HOME', 'PATH',

@@ -2,14 +2,13 @@ import { chmodSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { openDownload, redactUrl, type FetchOptions } from '../fetch/index.js';
+import { openDownload, redactUrl, writeFullyAt, type FetchOptions } from '../fetch/index.js';
 import { Hash } from '../hash/index.js';
 import { GrowingFileHasher } from '../nar/index.js';
 import type { BuildOutcome } from '../recipe/index.js';
 import { FETCHER_IMPURE_ENV_VARS, makeRecipe, type Builder, type Recipe } from '../recipe/index.js';
 import { sanitizeStoreName } from '../store/index.js';
 import { FETCH_URL_BUILDER } from './builtins.js';
-
 
 export interface FetchUrlSpec {
   url: string;
@@ -78,11 +77,8 @@ async function downloadHashed(url: string, dest: string, hashing: { executable: 
     startHashing(dl.total);
     for await (const chunk of dl) {
       flat?.update(chunk);
-      for (let off = 0; off < chunk.length;) {
-        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos);
-        off += bytesWritten;
-        pos += bytesWritten;
-      }
+      await writeFullyAt(fh, chunk, pos);
+      pos += chunk.length;
       hasher?.advance(pos);
     }
     if (flat) return { flatSha256: new Hash('sha256', flat.digest()) };

@@ -4,7 +4,7 @@
  * statuses, hashing as it goes. Nothing is buffered beyond one chunk.
  */
 import { createHash, type Hash as NodeHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Hash, type HashAlgo } from '../hash/index.js';
 import { AttemptError, redactUrl } from './errors.js';
 import { Operation, RetryBudget, fetchError, parseTarget, sendFollowing, type Exchange, type Target } from './http.js';
@@ -334,6 +334,14 @@ export async function openDownloadWith(url: string, opts: OpenDownloadOptions, i
   return dl;
 }
 
+/** Writes all of `bytes` at `position` (a write may take less than it was given). */
+export async function writeFullyAt(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  for (let off = 0; off < bytes.length;) {
+    const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, position + off);
+    off += bytesWritten;
+  }
+}
+
 /**
  * Streams the body of `url` into `destPath` (created/truncated), resuming or restarting as
  * needed and hashing with `algo` as it goes. Resolves once the whole body is on disk (fsync'd).
@@ -355,12 +363,8 @@ export async function downloadToFileWith(url: string, destPath: string, algo: Ha
       },
     }, internal);
     for await (const chunk of dl) {
-      let off = 0;
-      while (off < chunk.length) {
-        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos);
-        off += bytesWritten;
-        pos += bytesWritten;
-      }
+      await writeFullyAt(fh, chunk, pos);
+      pos += chunk.length;
     }
     await fh.sync();
     return { size: pos, hash: dl.digest(), finalUrl: dl.finalUrl, status: dl.status, headers: dl.headers };

@@ -2,7 +2,7 @@
 export { CURL_FLAGS_TABLE, mergeCurlSettings, parseCurlFlags, parseCurlWords, splitShellWords } from './curl-flags.js';
 export type { CurlFlag, CurlSettings } from './curl-flags.js';
 export { closeDispatchers } from './dispatchers.js';
-export { downloadToFile, openDownload, parseContentRange } from './download.js';
+export { downloadToFile, openDownload, parseContentRange, writeFullyAt } from './download.js';
 export type { DownloadResult, DownloadStream, OpenDownloadOptions } from './download.js';
 export { FetchError, redactText, redactUrl } from './errors.js';
 export type { FetchErrorKind } from './errors.js';

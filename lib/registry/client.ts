@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { FetchError, openDownload, request, type DownloadStream, type FetchOptions, type HttpResponse } from '../fetch/index.js';
+import { FetchError, openDownload, request, writeFullyAt, type DownloadStream, type FetchOptions, type HttpResponse } from '../fetch/index.js';
 import { isHashAlgo } from '../hash/index.js';
 import { Authenticator, readCapped } from './auth.js';
 import { DEFAULT_CREDENTIALS_HINT, findCredentials, type CredentialOptions, type Credentials } from './credentials.js';
@@ -461,11 +461,8 @@ export class RegistryClient {
         const dl = await this.openBlobDownload(desc, what, restart, opts);
         try {
           for await (const chunk of this.verified(dl, desc, what, counter)) {
-            for (let off = 0; off < chunk.length;) {
-              const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos);
-              off += bytesWritten;
-              pos += bytesWritten;
-            }
+            await writeFullyAt(fh, chunk, pos);
+            pos += chunk.length;
           }
           break;
         } catch (err) {
