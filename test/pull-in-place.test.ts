@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { hashFlatAndNar, GrowingFileHasher } from '../lib/nar/index.js';
@@ -76,7 +76,20 @@ test('a multi-member gzip layer (its trailer gives only the last member\'s size)
     reg.faults.ignoreRange = true;
     const spooled = await fi(join(t.path, 'b'), [`${reg.host}/team/multi:v1`, '--tls-verify=false']);
     assert.is(spooled.code, 0, spooled.stderr);
-    assert.is((JSON.parse(inPlace.stdout.toString()) as { hash: string }).hash, (JSON.parse(spooled.stdout.toString()) as { hash: string }).hash);
+    const hash = (JSON.parse(inPlace.stdout.toString()) as { hash: string }).hash;
+    assert.is((JSON.parse(spooled.stdout.toString()) as { hash: string }).hash, hash);
+    // Damage the spooled layer: the next pull notices, drops it, fetches it again; same bytes.
+    const blobs = join(t.path, 'b/nix/var/fetch-image/blobs/sha256');
+    const cached = join(blobs, sha(tar).slice(7));
+    assert.ok(existsSync(cached), 'the layer was spooled into the blob cache');
+    chmodSync(cached, 0o644);
+    const damaged = readFileSync(cached);
+    damaged[700] = damaged[700]! ^ 0xff;
+    writeFileSync(cached, damaged);
+    const again = await fi(join(t.path, 'b'), [`${reg.host}/team/multi:v1`, '--tls-verify=false', '--name', 'again.tar']);
+    assert.is(again.code, 0, again.stderr);
+    assert.is((JSON.parse(again.stdout.toString()) as { hash: string }).hash, hash);
+    assert.not.ok(existsSync(cached), 'the damaged entry was dropped, never used');
   } finally {
     await reg.stop();
     t.remove();

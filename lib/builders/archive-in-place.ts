@@ -38,11 +38,7 @@ export async function planLayerSources(
   const sources = new Map<string, LayerSource>();
   const planned = await Promise.all(layers.map(async (desc, i): Promise<[string, LayerSource | undefined]> => {
     const diffId = diffIds[i]!;
-    if (cache.has(diffId)) {
-      const file = cache.path(diffId);
-      const { size } = await stat(file);
-      return [diffId, { kind: 'local', file, offset: 0, size, what: `cached layer ${diffId}`, forget: () => cache.invalidate(diffId) }];
-    }
+    if (cache.has(diffId)) return [diffId, await cachedLayerSource(cache, diffId)];
     const range = index.lookup(diffId);
     if (range) return [diffId, { kind: 'local', file: range.file, offset: range.offset, size: range.size, what: `layer ${diffId} in ${range.path}`, forget: () => index.forget(diffId) }];
     if (UNCOMPRESSED_MEDIA.has(desc.mediaType)) return [diffId, { kind: 'registry', size: desc.size }];
@@ -57,6 +53,13 @@ export async function planLayerSources(
     sources.set(diffId, source);
   }
   return sources;
+}
+
+/** An uncompressed layer in the blob cache, as a source (dropped from the cache if found damaged). */
+export async function cachedLayerSource(cache: BlobCache, diffId: string): Promise<LayerSource> {
+  const file = cache.path(diffId);
+  const { size } = await stat(file);
+  return { kind: 'local', file, offset: 0, size, what: `cached layer ${diffId}`, forget: () => cache.invalidate(diffId) };
 }
 
 /** Tracks which bytes of the file are written, and how long the gap-free prefix is. */

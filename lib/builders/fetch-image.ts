@@ -1,17 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { once } from 'node:events';
-import { Writable } from 'node:stream';
-import { Hash } from '../hash/index.js';
-import {
-  LayerDigestMismatchError, dockerArchiveLayout, layerFromFile, toOciImage, uncompressLayerToFile, writeDockerArchive,
-  writeOciLayout, type ArchiveLayer, type RepoTag,
-} from '../image/index.js';
-import { RegularFileNarHasher } from '../nar/index.js';
-import { FETCHER_IMPURE_ENV_VARS, makeRecipe, type BuildContext, type BuildOutcome, type Builder, type Recipe } from '../recipe/index.js';
+import { createReadStream } from 'node:fs';
+import type { Hash } from '../hash/index.js';
+import { toOciImage, uncompressLayerToFile, writeOciLayout, type RepoTag } from '../image/index.js';
+import { FETCHER_IMPURE_ENV_VARS, makeRecipe, type BuildContext, type Builder, type Recipe } from '../recipe/index.js';
 import { RegistryClient, formatPlatform, limitConcurrency, parseReference, type Descriptor, type ResolvedImage } from '../registry/index.js';
 import { BlobCache, ContentIndex, checkStoreName } from '../store/index.js';
-import { SizePredictionMiss, planLayerSources, writeArchiveInPlace } from './archive-in-place.js';
+import { SizePredictionMiss, cachedLayerSource, planLayerSources, writeArchiveInPlace, type LayerSource } from './archive-in-place.js';
 import { imageNames, pullImageStoreName } from './image-name.js';
 import { FETCH_IMAGE_BUILDER } from './builtins.js';
 
@@ -85,71 +79,12 @@ function diffIdsOf(img: ResolvedImage): string[] {
 }
 
 /**
- * A file sink that hashes what it writes: flat sha256, and the NAR hash when the size was
- * predicted right. A failing file (a full disk) fails the sink, never hangs it.
+ * The layer spooled into the blob cache (uncompressed, diff_id checked as it was written), for
+ * layers whose size cannot be known before they are inflated; skopeo spools them the same way.
  */
-class HashingFileSink extends Writable {
-  private readonly file;
-  private readonly flat = createHash('sha256');
-  private readonly nar: RegularFileNarHasher;
-  private failure: Error | undefined;
-
-  constructor(path: string, predictedSize: number) {
-    super({ highWaterMark: 1 << 20 });
-    this.file = createWriteStream(path, { mode: 0o644 });
-    this.file.on('error', (e) => {
-      this.failure ??= e;
-    });
-    this.nar = new RegularFileNarHasher(predictedSize, false);
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: (e?: Error | null) => void): void {
-    if (this.failure) return done(this.failure);
-    this.flat.update(chunk);
-    this.nar.update(chunk);
-    if (this.file.write(chunk)) return done();
-    const onDrain = () => {
-      this.file.off('error', onError);
-      done();
-    };
-    const onError = (e: Error) => {
-      this.file.off('drain', onDrain);
-      done(e);
-    };
-    this.file.once('drain', onDrain).once('error', onError);
-  }
-
-  override _final(done: (e?: Error | null) => void): void {
-    this.file.end((e?: Error | null) => done(e ?? this.failure));
-  }
-
-  async close(): Promise<void> {
-    this.end();
-    await once(this, 'finish');
-    if (!this.file.closed) await once(this.file, 'close');
-  }
-
-  hashes(): Pick<BuildOutcome, 'flatSha256' | 'nar'> {
-    const flatSha256 = new Hash('sha256', this.flat.digest());
-    try {
-      return { flatSha256, nar: this.nar.digest() };
-    } catch {
-      return { flatSha256 }; // size prediction missed: realise() hashes the file itself
-    }
-  }
-}
-
-/**
- * The uncompressed layer from the cache, fetched first if absent. Bytes fetched now were hashed
- * as they were written, so only entries that were already there get checked (by the archive
- * writer) against their diff_id.
- */
-async function ensureLayer(ctx: BuildContext, client: RegistryClient, cache: BlobCache, desc: Descriptor, diffId: string): Promise<ArchiveLayer> {
-  const label = `layer ${desc.digest.slice(7, 19)}`;
-  let fresh = false;
-  const file = await cache.ensure(diffId, undefined, async (tmp) => {
-    fresh = true;
-    ctx.progress.start(desc.digest, label, desc.size);
+async function spoolLayer(ctx: BuildContext, client: RegistryClient, cache: BlobCache, desc: Descriptor, diffId: string): Promise<LayerSource> {
+  await cache.ensure(diffId, undefined, async (tmp) => {
+    ctx.progress.start(desc.digest, `layer ${desc.digest.slice(7, 19)}`, desc.size);
     try {
       const stream = await client.openBlob(
         { digest: desc.digest, size: desc.size, urls: desc.urls },
@@ -160,7 +95,7 @@ async function ensureLayer(ctx: BuildContext, client: RegistryClient, cache: Blo
       ctx.progress.finish(desc.digest);
     }
   });
-  return { ...(await layerFromFile(file, diffId)), verified: fresh };
+  return cachedLayerSource(cache, diffId);
 }
 
 async function ensureBlob(ctx: BuildContext, client: RegistryClient, cache: BlobCache, desc: Descriptor): Promise<string> {
@@ -176,9 +111,9 @@ async function ensureBlob(ctx: BuildContext, client: RegistryClient, cache: Blob
 }
 
 /**
- * The builtin behind `fetch-image REF`: resolve the reference (and platform), fetch layers in
- * parallel into the shared blob cache (a layer is fetched once for every image that has it),
- * then write the archive skopeo would write, hashing it on the way out.
+ * The builtin behind `fetch-image REF`: resolve the reference (and platform), then write the
+ * archive skopeo would write, its layers fetched in parallel (or copied from archives the store
+ * already has) straight into place and hashed as they land (see archive-in-place.ts).
  */
 export const fetchImageBuilder: Builder = async (ctx) => {
   const a = ctx.recipe.args as PullArgs;
@@ -224,8 +159,16 @@ export const fetchImageBuilder: Builder = async (ctx) => {
   const diffIds = diffIdsOf(img);
   const repoTags: RepoTag[] = [{ name: parseReference(`${a.finalImageName}:${a.finalImageTag}`).name, tag: a.finalImageTag }];
   const index = new ContentIndex(ctx.store);
-  const sources = await planLayerSources(client, cache, index, img.layers, diffIds, limit);
-  if (sources) {
+  // Sizes known up front (gzip trailers, layers the store has) let the archive be written in
+  // place as layers arrive; otherwise, or when a size was wrong, layers are spooled first. A
+  // spooled entry found damaged is dropped by the writer, so one more round fetches it again.
+  let sources = await planLayerSources(client, cache, index, img.layers, diffIds, limit);
+  for (let spooled = 0; ; spooled++) {
+    if (!sources) {
+      const spool = new Map<string, LayerSource>();
+      await Promise.all(img.layers.map((d, i) => limit(async () => spool.set(diffIds[i]!, await spoolLayer(ctx, client, cache, d, diffIds[i]!)))));
+      sources = spool;
+    }
     try {
       const { ranges, ...hashes } = await writeArchiveInPlace({ ctx, client, config: img.configBytes, layers: img.layers, diffIds, repoTags, sources, limit });
       // Later images with these layers copy them from this archive instead of fetching them.
@@ -234,22 +177,9 @@ export const fetchImageBuilder: Builder = async (ctx) => {
       };
       return { ...hashes, info, pinnedArgs, registered };
     } catch (e) {
-      if (!(e instanceof SizePredictionMiss)) throw e;
-      ctx.log(`${e.message}: writing the archive from spooled layers instead`);
-    }
-  }
-  for (let attempt = 0; ; attempt++) {
-    const layers = await Promise.all(img.layers.map((d, i) => limit(() => ensureLayer(ctx, client, cache, d, diffIds[i]!))));
-    const sink = new HashingFileSink(ctx.out, dockerArchiveLayout(img.configBytes, layers, repoTags).size);
-    try {
-      await writeDockerArchive(sink, { config: img.configBytes, layers, repoTags });
-      await sink.close();
-      return { ...sink.hashes(), info, pinnedArgs };
-    } catch (e) {
-      sink.destroy();
-      if (!(e instanceof LayerDigestMismatchError) || attempt > 0) throw e;
-      cache.invalidate(e.diffId);
-      ctx.log(`cached layer ${e.diffId} is damaged (content ${e.got}): dropped, fetching it again`);
+      if (!(e instanceof SizePredictionMiss) || spooled > 1) throw e;
+      ctx.log(`${e.message}: spooling the layers first`);
+      sources = undefined;
     }
   }
 };
