@@ -47,6 +47,17 @@ async function commandsFor(args: readonly string[]): Promise<Register[]> {
   return [await (COMMANDS[word] ?? defaultCommand)()];
 }
 
+/**
+ * yargs renders a command's whole help text just after starting its handler, in case a later
+ * failure wants to print it (~20 ms of string measuring before the first request goes out). Our
+ * failures print one line, never the help, so the cache is dropped. `--help` itself is unaffected.
+ */
+function skipHelpCache(y: Argv<GlobalArgs>): void {
+  const internal = y as unknown as { getInternalMethods?: () => { getUsageInstance(): { cacheHelpMessage: () => void } } };
+  const usage = internal.getInternalMethods?.().getUsageInstance();
+  if (usage) usage.cacheHelpMessage = () => undefined;
+}
+
 /** The full command-line interface. */
 export async function runApp(): Promise<void> {
   const args = hideBin(process.argv);
@@ -57,6 +68,7 @@ export async function runApp(): Promise<void> {
     .option('store', { type: 'string', global: true, describe: 'physical store root (env FETCH_IMAGE_STORE; default $XDG_DATA_HOME/fetch-image)' })
     .option('json', { type: 'boolean', global: true, describe: 'machine-readable output on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', global: true, describe: 'no progress or notes on stderr' });
+  skipHelpCache(base);
   await registers.reduce((y, register) => register(y), base)
     .strict()
     .recommendCommands()

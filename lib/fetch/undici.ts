@@ -4,6 +4,7 @@ type Undici = typeof import('undici');
 let loading: Promise<Undici> | undefined;
 
 export function loadUndici(): Promise<Undici> {
-  loading ??= import('undici');
+  // undici is CommonJS: its module.exports is the default export, in Node and in a bundle alike.
+  loading ??= import('undici').then((m) => m.default);
   return loading;
 }
