@@ -6,7 +6,7 @@ import { hashFile } from '../lib/hash/index.js';
 import { compare, measure, type Comparison } from './measure.js';
 import { serveFiles } from './serve.js';
 
-const CLI = `node ${join(process.cwd(), 'dist/cli/main.js')}`;
+const CLI = `node ${join(process.cwd(), 'dist/bin/fetch-image.js')}`;
 
 export async function benchFetch(work: string): Promise<Comparison[]> {
   mkdirSync(work, { recursive: true });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { compare, measure, type Comparison } from './measure.js';
 import { makeTrickyTree } from '../test/helpers/trees.js';
 
-const CLI = `node ${join(process.cwd(), 'dist/cli/main.js')}`;
+const CLI = `node ${join(process.cwd(), 'dist/bin/fetch-image.js')}`;
 
 function treeStats(root: string): { files: number; bytes: number } {
   let files = 0;

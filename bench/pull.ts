@@ -8,7 +8,7 @@ import { makeImage, pushImage, type ImageSpec } from '../store-fixtures/images/i
 import { startRegistry } from '../test/helpers/registry.js';
 import { compare, measure, type Comparison } from './measure.js';
 
-const CLI = `node ${join(process.cwd(), 'dist/cli/main.js')}`;
+const CLI = `node ${join(process.cwd(), 'dist/bin/fetch-image.js')}`;
 
 /**
  * Layers that compress like real ones (pseudo-text, ~3:1 with gzip) plus some incompressible

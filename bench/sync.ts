@@ -4,7 +4,7 @@
 // loading its modules, ~0.3 s here, against a Go binary's few ms) weighs less. Before every run
 // the destination registry is restarted on an empty data directory, so that both tools really
 // upload every byte.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeImage, pushImage } from '../store-fixtures/images/index.js';
@@ -59,28 +59,6 @@ async function serve(dir: string): Promise<Served> {
   return s;
 }
 
-/**
- * How to run `mirror sync`: the real CLI once `mirror` has the `sync` subcommand, else a small
- * entry that mounts syncCommand the same way (yargs, global --json/--quiet, one-line errors).
- */
-function cliCommand(work: string): string {
-  const main = join(DIST, 'cli/main.js');
-  const help = spawnSync('node', [main, 'mirror', 'sync', '--help'], { encoding: 'utf8' });
-  if (help.status === 0 && help.stdout.includes('--all-platforms')) return `node ${main} mirror sync`;
-  const entry = join(work, 'sync-cli.mjs');
-  writeFileSync(entry, [
-    `import yargs from ${JSON.stringify(import.meta.resolve('yargs'))};`,
-    `import { syncCommand } from ${JSON.stringify(join(DIST, 'cli/commands/sync.js'))};`,
-    `import { UserError } from ${JSON.stringify(join(DIST, 'cli/errors.js'))};`,
-    `try {`,
-    `  await yargs(process.argv.slice(2)).option('json', { type: 'boolean' }).option('quiet', { type: 'boolean' })`,
-    `    .command('mirror', 'mirror', (y) => y.command(syncCommand).demandCommand(1)).strict()`,
-    `    .fail((msg, err) => { if (err) throw err; throw new UserError(msg + ' (see --help)', 2); }).parseAsync();`,
-    `} catch (e) { process.stderr.write('error: ' + e.message + '\\n'); process.exit(e.exitCode ?? 1); }`,
-    '',
-  ].join('\n'));
-  return `node ${entry} mirror sync`;
-}
 
 export async function benchSync(work: string): Promise<Comparison[]> {
   mkdirSync(work, { recursive: true });
@@ -88,7 +66,7 @@ export async function benchSync(work: string): Promise<Comparison[]> {
   const dest = await serve(join(work, 'dest'));
   const rows: Comparison[] = [];
   try {
-    const cli = cliCommand(work);
+    const cli = `node ${join(DIST, 'bin/fetch-image.js')} mirror sync`;
     for (const size of SIZES) {
       const mb = size.layerBytes / 1e6;
       const layout = join(work, `image-${mb}`);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { GlobalArgs } from './context.js';
@@ -48,6 +49,18 @@ async function commandsFor(args: readonly string[]): Promise<Register[]> {
 }
 
 /**
+ * The version in package.json, two levels up from this module both in tsc's dist/cli and in the
+ * bundle's dist/bin (yargs' own lookup starts from the entry file and misses it in the bundle).
+ */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
  * yargs renders a command's whole help text just after starting its handler, in case a later
  * failure wants to print it (~20 ms of string measuring before the first request goes out). Our
  * failures print one line, never the help, so the cache is dropped. `--help` itself is unaffected.
@@ -79,7 +92,7 @@ export async function runApp(): Promise<void> {
     })
     .help()
     .alias('help', 'h')
-    .version()
+    .version(packageVersion())
     .wrap(Math.min(110, process.stdout.columns || 100))
     .parseAsync();
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startBadRegistry } from './bad-registry/index.js';
 import { makeImage } from './images/index.js';
 
-const CLI = join(process.cwd(), 'dist/cli/main.js');
+const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
 
 /** Runs the CLI asynchronously: the fixture registry lives in this process and must keep serving. */
 async function step(title: string, args: string[], store: string, expectCode = 0): Promise<string> {

@@ -10,7 +10,7 @@ import { makeImage } from '../store-fixtures/images/index.js';
 import { run, runOk } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
 
-const CLI = join(process.cwd(), 'dist/cli/main.js');
+const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
 
 function canMount(): boolean {
   if (process.getuid?.() === 0) return true;

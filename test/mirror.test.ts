@@ -269,7 +269,7 @@ test('bundles: truncated or hostile input is refused; complete earlier paths sta
 
 test('CLI: keygen, export, import, bundle to stdout piped into unbundle -, errors as one line', async () => {
   const w = await world();
-  const cli = (args: string[], input?: Buffer) => run(process.execPath, [join(process.cwd(), 'dist/cli/main.js'), ...args], input ? { input } : {});
+  const cli = (args: string[], input?: Buffer) => run(process.execPath, [join(process.cwd(), 'dist/bin/fetch-image.js'), ...args], input ? { input } : {});
   try {
     const prefix = join(w.t.path, 'k');
     const kg = await cli(['mirror', 'keygen', 'cli-1', '--out', prefix]);

@@ -13,7 +13,7 @@ import { run, runOk } from './helpers/run.js';
 import { layerTar } from './helpers/layer-tar.js';
 import { tempDir } from './helpers/tmp.js';
 
-const CLI = join(process.cwd(), 'dist/cli/main.js');
+const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
 const fi = (store: string, args: string[]) => run('node', [CLI, '--store', store, '--quiet', ...args], { env: { PATH: process.env.PATH, HOME: '/nonexistent' } });
 
 function storeSnapshot(root: string): string {

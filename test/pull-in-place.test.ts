@@ -13,7 +13,7 @@ import { run } from './helpers/run.js';
 import { layerTar } from './helpers/layer-tar.js';
 import { tempDir } from './helpers/tmp.js';
 
-const CLI = join(process.cwd(), 'dist/cli/main.js');
+const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
 const fi = (store: string, args: string[]) => run('node', [CLI, '--store', store, '--quiet', '--json', ...args], { env: { PATH: process.env.PATH, HOME: '/nonexistent' } });
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 

@@ -10,7 +10,7 @@ import { havePeer } from './helpers/peers.js';
 import { run, runOk } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
 
-const CLI = join(process.cwd(), 'dist/cli/main.js');
+const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
 const fi = (store: string, args: string[]) => run('node', [CLI, '--store', store, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME } });
 
 const IMAGE = buildV1Image({

@@ -165,7 +165,7 @@ test('two processes adding the same content at once: both succeed, one path', as
   try {
     const d = join(t.path, 'd');
     makeTrickyTree(d, { manyEntries: 200, bigFileBytes: 2 * 1024 * 1024 });
-    const cli = join(process.cwd(), 'dist/cli/main.js');
+    const cli = join(process.cwd(), 'dist/bin/fetch-image.js');
     const root = join(t.path, 's');
     const outs = await Promise.all([1, 2, 3].map(() => runOk('node', [cli, '--store', root, 'store', 'add', d])));
     const printed = new Set(outs.map((o) => o.toString().trim()));
@@ -183,7 +183,7 @@ test('SIGKILL at random points while adding never leaves a valid-looking incompl
   try {
     const d = join(t.path, 'd');
     makeTrickyTree(d, { manyEntries: 1500, bigFileBytes: 8 * 1024 * 1024 });
-    const cli = join(process.cwd(), 'dist/cli/main.js');
+    const cli = join(process.cwd(), 'dist/bin/fetch-image.js');
     const root = join(t.path, 's');
     const { spawn } = await import('node:child_process');
     for (let round = 0; round < 8; round++) {

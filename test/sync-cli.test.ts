@@ -2,7 +2,7 @@
 // the destination (push scope, mounts), one-line errors without credentials, --json, --dry-run.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -25,27 +25,9 @@ let image: BuiltLayout;
 let sibling: BuiltLayout;
 let cli: string[];
 
-/**
- * The real CLI once `mirror` has the `sync` subcommand; until then a small entry mounting
- * syncCommand under `mirror` the way cli/app.ts mounts commands, with main.ts's error line.
- */
-function cliArgs(dir: string): string[] {
-  const main = join(DIST, 'cli/main.js');
-  const help = spawnSync('node', [main, 'mirror', 'sync', '--help'], { encoding: 'utf8' });
-  if (help.status === 0 && help.stdout.includes('--all-platforms')) return [main, 'mirror', 'sync'];
-  const entry = join(dir, 'sync-cli.mjs');
-  writeFileSync(entry, [
-    `import yargs from ${JSON.stringify(import.meta.resolve('yargs'))};`,
-    `import { syncCommand } from ${JSON.stringify(join(DIST, 'cli/commands/sync.js'))};`,
-    `import { UserError } from ${JSON.stringify(join(DIST, 'cli/errors.js'))};`,
-    `try {`,
-    `  await yargs(process.argv.slice(2)).option('json', { type: 'boolean' }).option('quiet', { type: 'boolean' })`,
-    `    .command('mirror', 'mirror', (y) => y.command(syncCommand).demandCommand(1)).strict()`,
-    `    .fail((msg, err) => { if (err) throw err; throw new UserError(msg + ' (see --help)', 2); }).parseAsync();`,
-    `} catch (e) { process.stderr.write('error: ' + e.message + '\\n'); process.exit(e.exitCode ?? 1); }`,
-    '',
-  ].join('\n'));
-  return [entry, 'mirror', 'sync'];
+/** The shipped CLI's `mirror sync`. */
+function cliArgs(): string[] {
+  return [join(DIST, 'bin/fetch-image.js'), 'mirror', 'sync'];
 }
 
 function env(): NodeJS.ProcessEnv {
@@ -79,7 +61,7 @@ const layer = (name: string, size: number, seed: number): LayerSpec => ({
 test.before(async () => {
   if (!have()) return;
   tmp = tempDir('fi-sync-cli-');
-  cli = cliArgs(tmp.path);
+  cli = cliArgs();
   // Small layers first, then a big one: with --jobs 1 they go in this order.
   image = await makeImage(join(tmp.path, 'image'), { layers: [layer('base', 100_000, 1), layer('mid', 100_000, 2), layer('big', 24_000_000, 3)] }, 'v1');
   sibling = await makeImage(join(tmp.path, 'sibling'), { layers: [layer('base', 100_000, 1), layer('own', 10_000, 4)] }, 'v1');

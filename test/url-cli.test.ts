@@ -12,7 +12,7 @@ import { fileHandler, startServer, testBytes } from './helpers/http-servers.js';
 import { run } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
 
-const CLI = join(process.cwd(), 'dist/cli/main.js');
+const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
 
 async function serve(routes: Record<string, Buffer>): Promise<{ url: string; server: Server; hits: string[]; auth: string[] }> {
   const hits: string[] = [];
