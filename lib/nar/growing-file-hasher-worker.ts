@@ -1,7 +1,7 @@
 // Worker half of GrowingFileHasher: reads the finished prefix of a file as it grows and hashes it.
 import { closeSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { hashFileSync } from './file-hashes.js';
+import { hashFileSync, type HashSelection } from './file-hashes.js';
 
 export interface GrowingFileHasherData {
   path: string;
@@ -11,9 +11,11 @@ export interface GrowingFileHasherData {
   shared: SharedArrayBuffer;
   /** Byte ranges whose own sha256 is wanted too (e.g. the layers inside an archive). */
   ranges: Array<{ offset: number; size: number }>;
+  /** The hashes this worker computes (another may compute the rest). */
+  want: HashSelection;
 }
 
-const { path, size, executable, shared, ranges } = workerData as GrowingFileHasherData;
+const { path, size, executable, shared, ranges, want } = workerData as GrowingFileHasherData;
 const ctl = new BigInt64Array(shared);
 
 /** How far the writer has got; waits (without spinning) while it has not passed `pos`. */
@@ -29,7 +31,7 @@ function available(pos: number): number {
 try {
   const fd = openSync(path, 'r');
   try {
-    parentPort!.postMessage(hashFileSync(fd, size, executable, ranges, available, path));
+    parentPort!.postMessage(hashFileSync(fd, size, executable, ranges, available, path, want));
   } finally {
     closeSync(fd);
   }

@@ -1,7 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { Hash } from '../hash/index.js';
-import { hashFileSync, type FileHashes } from './file-hashes.js';
+import { ALL_HASHES, hashFileSync, mergeFileHashes, type FileHashes, type HashSelection } from './file-hashes.js';
 import type { PathHash } from './hash-path.js';
 import type { GrowingFileHasherData } from './growing-file-hasher-worker.js';
 
@@ -14,10 +14,14 @@ const WORKER_MIN_SIZE = 16 << 20;
  * that prefix back (from the page cache) into the flat sha256 and the NAR hash. Hashing thus
  * runs on the second core alongside downloading, inflating and writing, instead of after them.
  * A small file is simply read back and hashed on this thread by finish().
+ *
+ * With ranges (an image archive: flat sha256, NAR hash and every layer's diff_id, three hashes of
+ * each byte) two workers share the work, the layers' hashes on one and the file's on the other:
+ * one thread alone fell ~0.25 s behind the writers of a 280 MB archive and finished alone.
  */
 export class GrowingFileHasher {
   private readonly ctl: BigInt64Array;
-  private readonly worker: Worker | undefined;
+  private readonly workers: Worker[] = [];
   private readonly result: Promise<FileHashes> | undefined;
   private end = 0;
 
@@ -26,14 +30,20 @@ export class GrowingFileHasher {
     const shared = new SharedArrayBuffer(16);
     this.ctl = new BigInt64Array(shared);
     if (size < WORKER_MIN_SIZE) return;
-    const data: GrowingFileHasherData = { path, size, executable: opts.executable ?? false, shared, ranges: opts.ranges ?? [] };
-    const worker = new Worker(new URL('./growing-file-hasher-worker.js', import.meta.url), { workerData: data });
-    this.worker = worker;
-    this.result = new Promise((resolve, reject) => {
-      worker.once('message', (m: FileHashes | { error: string }) => ('error' in m ? reject(new Error(m.error)) : resolve(m)));
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`file hashing worker exited (code ${code}) before it finished`)));
+    const split: HashSelection[] = opts.ranges?.length
+      ? [{ flat: true, nar: true, ranges: false }, { flat: false, nar: false, ranges: true }]
+      : [ALL_HASHES];
+    const parts = split.map((want) => {
+      const data: GrowingFileHasherData = { path, size, executable: opts.executable ?? false, shared, ranges: opts.ranges ?? [], want };
+      const worker = new Worker(new URL('./growing-file-hasher-worker.js', import.meta.url), { workerData: data });
+      this.workers.push(worker);
+      return new Promise<{ want: HashSelection; result: FileHashes }>((resolve, reject) => {
+        worker.once('message', (m: FileHashes | { error: string }) => ('error' in m ? reject(new Error(m.error)) : resolve({ want, result: m })));
+        worker.once('error', reject);
+        worker.once('exit', (code) => reject(new Error(`file hashing worker exited (code ${code}) before it finished`)));
+      });
     });
+    this.result = Promise.all(parts).then(mergeFileHashes);
     this.result.catch(() => undefined);
   }
 
@@ -56,7 +66,7 @@ export class GrowingFileHasher {
         rangeDigests: r.rangeDigests.map((hex) => `sha256:${hex}`),
       };
     } finally {
-      await this.worker?.terminate();
+      await this.terminate();
     }
   }
 
@@ -64,7 +74,11 @@ export class GrowingFileHasher {
   async abort(): Promise<void> {
     Atomics.store(this.ctl, 1, 1n);
     Atomics.notify(this.ctl, 0);
-    await this.worker?.terminate();
+    await this.terminate();
+  }
+
+  private async terminate(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
   }
 
   private hashHere(): FileHashes {
