@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { hashFile } from '../lib/hash/index.js';
 import { compare, measure, type Comparison } from './measure.js';
 import { serveFiles } from './serve.js';
+import { CLI_PATH } from '../test/helpers/cli.js';
 
-const CLI = `node ${join(process.cwd(), 'dist/bin/fetch-image.js')}`;
+const CLI = `node ${CLI_PATH}`;
 
 export async function benchFetch(work: string): Promise<Comparison[]> {
   mkdirSync(work, { recursive: true });

@@ -4,8 +4,9 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compare, measure, type Comparison } from './measure.js';
+import { CLI_PATH } from '../test/helpers/cli.js';
 
-const CLI = `node ${join(process.cwd(), 'dist/bin/fetch-image.js')}`;
+const CLI = `node ${CLI_PATH}`;
 const NIX = 'nix --extra-experimental-features nix-command';
 
 /** Real trees of source-like and binary-like files, about 200 MB together (BENCH_MIRROR_TREES overrides). */

@@ -4,8 +4,9 @@ import { existsSync, mkdirSync, readdirSync, statSync, lstatSync } from 'node:fs
 import { join } from 'node:path';
 import { compare, measure, type Comparison } from './measure.js';
 import { makeTrickyTree } from '../test/helpers/trees.js';
+import { CLI_PATH } from '../test/helpers/cli.js';
 
-const CLI = `node ${join(process.cwd(), 'dist/bin/fetch-image.js')}`;
+const CLI = `node ${CLI_PATH}`;
 
 function treeStats(root: string): { files: number; bytes: number } {
   let files = 0;

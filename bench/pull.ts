@@ -7,8 +7,9 @@ import { basename, join } from 'node:path';
 import { makeImage, pushImage, type ImageSpec } from '../store-fixtures/images/index.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { compare, measure, type Comparison } from './measure.js';
+import { CLI_PATH } from '../test/helpers/cli.js';
 
-const CLI = `node ${join(process.cwd(), 'dist/bin/fetch-image.js')}`;
+const CLI = `node ${CLI_PATH}`;
 
 /**
  * Layers that compress like real ones (pseudo-text, ~3:1 with gzip) plus some incompressible

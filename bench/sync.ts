@@ -1,7 +1,7 @@
 // Issue 6 part 6's benchmark: `fetch-image mirror sync` against `skopeo copy docker:// docker://`
 // between two local registries (Debian's docker-registry): a five-layer ~100 MB image (the
 // target row), and a ~500 MB one that shows how the copy itself compares once start-up (Node
-// loading its modules, ~0.3 s here, against a Go binary's few ms) weighs less. Before every run
+// loading its modules, ~0.15 s here, against a Go binary's few ms) weighs less. Before every run
 // the destination registry is restarted on an empty data directory, so that both tools really
 // upload every byte.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { makeImage, pushImage } from '../store-fixtures/images/index.js';
 import { freePort, waitForPort } from '../test/helpers/net.js';
 import { compare, type Comparison } from './measure.js';
+import { CLI_PATH } from '../test/helpers/cli.js';
 
-const DIST = join(process.cwd(), 'dist');
 const LAYERS = 5;
 /** Layer sizes of the two images, and the runs each gets. */
 const SIZES = [{ layerBytes: 20 * 1000 * 1000, runs: 5, target: '≤ 0.8×' }, { layerBytes: 100 * 1000 * 1000, runs: 3 }] as const;
@@ -59,14 +59,13 @@ async function serve(dir: string): Promise<Served> {
   return s;
 }
 
-
 export async function benchSync(work: string): Promise<Comparison[]> {
   mkdirSync(work, { recursive: true });
   const src = await serve(join(work, 'src'));
   const dest = await serve(join(work, 'dest'));
   const rows: Comparison[] = [];
   try {
-    const cli = `node ${join(DIST, 'bin/fetch-image.js')} mirror sync`;
+    const cli = `node ${CLI_PATH} mirror sync`;
     for (const size of SIZES) {
       const mb = size.layerBytes / 1e6;
       const layout = join(work, `image-${mb}`);

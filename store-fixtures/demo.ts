@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBadRegistry } from './bad-registry/index.js';
 import { makeImage } from './images/index.js';
+import { CLI_PATH } from '../test/helpers/cli.js';
 
-const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
+const CLI = CLI_PATH;
 
 /** Runs the CLI asynchronously: the fixture registry lives in this process and must keep serving. */
 async function step(title: string, args: string[], store: string, expectCode = 0): Promise<string> {

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { run } from './helpers/run.js';
+import { CLI_PATH } from './helpers/cli.js';
 
-const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
+const CLI = CLI_PATH;
 
 async function help(words: string[]): Promise<string> {
   const r = await run(process.execPath, [CLI, ...words, '--help']);

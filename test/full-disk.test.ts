@@ -9,8 +9,9 @@ import { startBadRegistry } from '../store-fixtures/bad-registry/index.js';
 import { makeImage } from '../store-fixtures/images/index.js';
 import { run, runOk } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
+import { CLI_PATH } from './helpers/cli.js';
 
-const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
+const CLI = CLI_PATH;
 
 function canMount(): boolean {
   if (process.getuid?.() === 0) return true;

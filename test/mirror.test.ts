@@ -17,6 +17,7 @@ import { havePeer } from './helpers/peers.js';
 import { run, runOk } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
 import { hostileNar, makeClosure, snapshot, type Closure } from './mirror-fixtures.js';
+import { CLI_PATH } from './helpers/cli.js';
 
 // A narinfo exactly as Nix 2.8 wrote it (nix copy --to file://…?compression=xz), signed with test-1.
 const NIX_NARINFO = `StorePath: /nix/store/xp0dpr9yz5h0fk5c5lpj7zzqjbdh3w8c-f
@@ -269,7 +270,7 @@ test('bundles: truncated or hostile input is refused; complete earlier paths sta
 
 test('CLI: keygen, export, import, bundle to stdout piped into unbundle -, errors as one line', async () => {
   const w = await world();
-  const cli = (args: string[], input?: Buffer) => run(process.execPath, [join(process.cwd(), 'dist/bin/fetch-image.js'), ...args], input ? { input } : {});
+  const cli = (args: string[], input?: Buffer) => run(process.execPath, [CLI_PATH, ...args], input ? { input } : {});
   try {
     const prefix = join(w.t.path, 'k');
     const kg = await cli(['mirror', 'keygen', 'cli-1', '--out', prefix]);

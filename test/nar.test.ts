@@ -10,6 +10,7 @@ import { havePeer } from './helpers/peers.js';
 import { run, runOk } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
 import { makeTrickyTree } from './helpers/trees.js';
+import { CLI_PATH } from './helpers/cli.js';
 
 async function narBytes(path: string): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -96,7 +97,7 @@ test('`nar dump` (recycled chunks, blocking writes to a pipe) equals nix-store -
     const inOrder: Buffer[] = [];
     for (const c of narChunksRecycled(Buffer.from(tree))) inOrder.push(Buffer.from(c));
     assert.ok(Buffer.concat(inOrder).equals(nix), 'recycled chunks, each used before the next, equal nix-store --dump');
-    const cli = await run('node', [join(process.cwd(), 'dist/bin/fetch-image.js'), 'nar', 'dump', tree]);
+    const cli = await run('node', [CLI_PATH, 'nar', 'dump', tree]);
     assert.is(cli.code, 0, cli.stderr);
     assert.ok(cli.stdout.equals(nix), 'CLI output equals nix-store --dump');
   } finally {

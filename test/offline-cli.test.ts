@@ -11,8 +11,9 @@ import { startBadRegistry } from '../store-fixtures/bad-registry/index.js';
 import { makeImage } from '../store-fixtures/images/index.js';
 import { run } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
+import { CLI_PATH } from './helpers/cli.js';
 
-const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
+const CLI = CLI_PATH;
 // No retries: the registry is down on purpose, and a refused connection need not be retried here.
 const env = { PATH: process.env.PATH, HOME: '/nonexistent', XDG_CONFIG_HOME: '/nonexistent', NIX_CURL_FLAGS: '--retry 0' };
 const fi = (store: string, args: string[]) => run('node', [CLI, '--store', store, ...args], { env });

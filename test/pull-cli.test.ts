@@ -12,8 +12,9 @@ import { havePeer } from './helpers/peers.js';
 import { startRegistry } from './helpers/registry.js';
 import { run, runOk } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
+import { CLI_PATH } from './helpers/cli.js';
 
-const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
+const CLI = CLI_PATH;
 const peers = () => havePeer('docker-registry') && havePeer('skopeo') && havePeer('nix-store');
 const env = { PATH: process.env.PATH, HOME: process.env.HOME };
 const fi = (store: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}) => run('node', [CLI, '--store', store, ...args], { env: { ...env, ...extraEnv } });

@@ -12,8 +12,9 @@ import { startBadRegistry, type BadRegistry } from '../store-fixtures/bad-regist
 import { run } from './helpers/run.js';
 import { layerTar } from './helpers/layer-tar.js';
 import { tempDir } from './helpers/tmp.js';
+import { CLI_PATH } from './helpers/cli.js';
 
-const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
+const CLI = CLI_PATH;
 const fi = (store: string, args: string[]) => run('node', [CLI, '--store', store, '--quiet', '--json', ...args], { env: { PATH: process.env.PATH, HOME: '/nonexistent' } });
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 

@@ -9,8 +9,9 @@ import { buildV1Image, noise, startV1Registry } from '../store-fixtures/v1-regis
 import { havePeer } from './helpers/peers.js';
 import { run, runOk } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
+import { CLI_PATH } from './helpers/cli.js';
 
-const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
+const CLI = CLI_PATH;
 const fi = (store: string, args: string[]) => run('node', [CLI, '--store', store, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME } });
 
 const IMAGE = buildV1Image({

@@ -9,6 +9,7 @@ import { havePeer } from './helpers/peers.js';
 import { runOk } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
 import { makeTrickyTree } from './helpers/trees.js';
+import { CLI_PATH } from './helpers/cli.js';
 
 test('SPEC §3 worked examples', () => {
   const narOf = (s: string) => Hash.of('sha256', s);
@@ -165,7 +166,7 @@ test('two processes adding the same content at once: both succeed, one path', as
   try {
     const d = join(t.path, 'd');
     makeTrickyTree(d, { manyEntries: 200, bigFileBytes: 2 * 1024 * 1024 });
-    const cli = join(process.cwd(), 'dist/bin/fetch-image.js');
+    const cli = CLI_PATH;
     const root = join(t.path, 's');
     const outs = await Promise.all([1, 2, 3].map(() => runOk('node', [cli, '--store', root, 'store', 'add', d])));
     const printed = new Set(outs.map((o) => o.toString().trim()));
@@ -183,7 +184,7 @@ test('SIGKILL at random points while adding never leaves a valid-looking incompl
   try {
     const d = join(t.path, 'd');
     makeTrickyTree(d, { manyEntries: 1500, bigFileBytes: 8 * 1024 * 1024 });
-    const cli = join(process.cwd(), 'dist/bin/fetch-image.js');
+    const cli = CLI_PATH;
     const root = join(t.path, 's');
     const { spawn } = await import('node:child_process');
     for (let round = 0; round < 8; round++) {

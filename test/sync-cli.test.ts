@@ -13,11 +13,11 @@ import { freePort, waitForPort } from './helpers/net.js';
 import { havePeer } from './helpers/peers.js';
 import { startRegistry, type Registry } from './helpers/registry.js';
 import { run, type RunResult } from './helpers/run.js';
+import { CLI_PATH } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 
 const have = () => havePeer('docker-registry') && havePeer('htpasswd') && havePeer('openssl');
 const SECRET = 'n0t-in-any-message';
-const DIST = join(process.cwd(), 'dist');
 
 let tmp: { path: string; remove: () => void };
 let src: Registry;
@@ -27,7 +27,7 @@ let cli: string[];
 
 /** The shipped CLI's `mirror sync`. */
 function cliArgs(): string[] {
-  return [join(DIST, 'bin/fetch-image.js'), 'mirror', 'sync'];
+  return [CLI_PATH, 'mirror', 'sync'];
 }
 
 function env(): NodeJS.ProcessEnv {

@@ -10,9 +10,10 @@ import { hashPath } from '../lib/nar/index.js';
 import { LocalStore, makeFixedOutputPath } from '../lib/store/index.js';
 import { fileHandler, startServer, testBytes } from './helpers/http-servers.js';
 import { run } from './helpers/run.js';
+import { CLI_PATH } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 
-const CLI = join(process.cwd(), 'dist/bin/fetch-image.js');
+const CLI = CLI_PATH;
 
 async function serve(routes: Record<string, Buffer>): Promise<{ url: string; server: Server; hits: string[]; auth: string[] }> {
   const hits: string[] = [];

@@ -9,7 +9,7 @@ import { Hash, type HashAlgo } from '../hash/index.js';
 import { AttemptError, redactUrl } from './errors.js';
 import { Operation, RetryBudget, fetchError, parseTarget, sendFollowing, type Exchange, type Target } from './http.js';
 import { resolveOptions, type FetchOptions, type Resolved } from './options.js';
-import { received } from './reclaim.js';
+import { reclaimAfter } from './reclaim.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
 
 export interface OpenDownloadOptions extends FetchOptions {
@@ -275,7 +275,7 @@ class Download implements DownloadStream {
         }
         this.received += c.length;
         this.progressed += c.length;
-        received(chunk.length);
+        reclaimAfter(chunk.length);
         this.hasher?.update(c);
         this.res.onProgress?.(this.received, this.total);
         yield c;

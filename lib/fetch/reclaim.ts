@@ -15,7 +15,7 @@ let collect: MinorGc | undefined;
 let sinceLast = 0;
 
 /** Counts `bytes` just received and runs a minor collection once enough have arrived. */
-export function received(bytes: number): void {
+export function reclaimAfter(bytes: number): void {
   sinceLast += bytes;
   if (sinceLast < EVERY_BYTES) return;
   sinceLast = 0;
