@@ -104,23 +104,25 @@ test('GrowingFileHasher: written out of order, hashed as the finished prefix gro
     for (const size of [3 * (1 << 20) + 12345, 17 * (1 << 20) + 12345]) {
       const path = join(t.path, `f${size}`);
       const data = randomBytes(size);
-      writeFileSync(path, Buffer.alloc(0));
-      const layer = { offset: 1000, size: size >> 1 };
-      const hasher = new GrowingFileHasher(path, size, { ranges: [layer] });
-      const fh = await open(path, 'r+');
-      // Second half first: nothing may be hashed until the first half is there too.
-      const half = size >> 1;
-      await fh.write(data, half, size - half, half);
-      await fh.write(data, 0, half, 0);
-      hasher.advance(half);
-      hasher.advance(size);
-      await fh.close();
-      const got = await hasher.finish();
-      const want = await hashFlatAndNar(path);
-      assert.ok(got.flat.equals(want.flat), `flat, ${size} bytes`);
-      assert.ok(got.nar.hash.equals(want.nar.hash), `NAR, ${size} bytes`);
-      assert.is(got.nar.size, want.nar.size);
-      assert.equal(got.rangeDigests, [sha(data.subarray(layer.offset, layer.offset + layer.size))], 'range digest');
+      // One range (one worker, or none), then several of uneven sizes (two workers, shared out).
+      for (const ranges of [[{ offset: 1000, size: size >> 1 }], [{ offset: 0, size: 5000 }, { offset: 5000, size: size >> 2 }, { offset: size >> 1, size: size >> 3 }, { offset: size - 7, size: 7 }]]) {
+        writeFileSync(path, Buffer.alloc(0));
+        const hasher = new GrowingFileHasher(path, size, { ranges });
+        const fh = await open(path, 'r+');
+        // Second half first: nothing may be hashed until the first half is there too.
+        const half = size >> 1;
+        await fh.write(data, half, size - half, half);
+        await fh.write(data, 0, half, 0);
+        hasher.advance(half);
+        hasher.advance(size);
+        await fh.close();
+        const got = await hasher.finish();
+        const want = await hashFlatAndNar(path);
+        assert.ok(got.flat.equals(want.flat), `flat, ${size} bytes`);
+        assert.ok(got.nar.hash.equals(want.nar.hash), `NAR, ${size} bytes`);
+        assert.is(got.nar.size, want.nar.size);
+        assert.equal(got.rangeDigests, ranges.map((r) => sha(data.subarray(r.offset, r.offset + r.size))), `range digests, ${ranges.length} ranges`);
+      }
     }
   } finally {
     t.remove();

@@ -110,12 +110,10 @@ export async function writeArchiveInPlace(input: InPlaceInput): Promise<Pick<Bui
   const layerPieces = layout.pieces.filter((p): p is LayerPiece => p.kind === 'layer');
   const descOf = new Map(diffIds.map((d, i) => [d, layers[i]!]));
   const sourceOf = (p: LayerPiece) => sources.get(p.diffId)!;
-  // Who checks each layer's diff_id: the hashing worker, in the same read as the archive's
-  // hashes, for layers being inflated (this thread is busy with the network and zlib); this
-  // thread, as it copies, for layers the store already has (it has little else to do then).
-  const byWorker = layerPieces.filter((p) => sourceOf(p).kind === 'registry');
+  // Every layer's diff_id is checked by the hashing workers, in the same read as the archive's
+  // hashes: this thread is busy with the network and zlib, or only copies (a layer the store has).
   const fh = await open(ctx.out, 'w', 0o644);
-  const hasher = new GrowingFileHasher(ctx.out, layout.size, { ranges: byWorker.map((p) => ({ offset: p.offset, size: p.size })) });
+  const hasher = new GrowingFileHasher(ctx.out, layout.size, { ranges: layerPieces.map((p) => ({ offset: p.offset, size: p.size })) });
   const prefix = new FinishedPrefix();
   // After one layer fails the others stop at their next chunk (their error is that first one).
   let failure: unknown;
@@ -125,42 +123,55 @@ export async function writeArchiveInPlace(input: InPlaceInput): Promise<Pick<Bui
   };
   const fetchInto = (p: LayerPiece, onWritten: typeof written, verify: boolean) =>
     fetchLayer(ctx, client, fh, descOf.get(p.diffId)!, p.diffId, p.offset, p.size, onWritten, verify);
+  /** Drops the store's damaged copies and fetches those layers into place instead. */
+  const refetch = async (damaged: ReadonlyArray<{ piece: LayerPiece; why: string }>) => {
+    for (const { piece, why } of damaged) {
+      const source = sourceOf(piece) as LocalSource;
+      source.forget();
+      ctx.log(`${source.what} is damaged (${why}): dropped, fetching it again`);
+      await fetchInto(piece, () => undefined, true);
+    }
+  };
   try {
     for (const piece of layout.pieces) {
       if (piece.kind !== 'bytes') continue;
       await writeFullyAt(fh, piece.bytes, piece.offset);
       written(piece.offset, piece.bytes.length);
     }
-    const damaged: Array<{ piece: LayerPiece; got: string }> = [];
+    const truncated: Array<{ piece: LayerPiece; why: string }> = [];
     await Promise.allSettled(layerPieces.map((piece) => limit(async () => {
       if (failure !== undefined) return;
       const source = sourceOf(piece);
       if (source.kind === 'registry') return fetchInto(piece, written, false);
-      const got = await copyLocal(fh, source, piece.offset, written);
-      if (got !== piece.diffId) damaged.push({ piece, got });
+      const why = await copyLocal(fh, source, piece.offset, written);
+      if (why !== undefined) truncated.push({ piece, why });
     }).catch((e: unknown) => {
       failure ??= e;
     })));
     if (failure !== undefined) throw failure;
-    if (damaged.length) {
-      // Bytes hashed before being replaced are no use: realise() then hashes the file itself.
+    if (truncated.length) {
+      // The archive has a hole, so its hashes will never finish: realise() hashes the file itself.
       await hasher.abort();
-      for (const { piece, got } of damaged) {
-        const source = sourceOf(piece) as LocalSource;
-        source.forget();
-        ctx.log(`${source.what} is damaged (${got.startsWith('sha256:') ? `content ${got}` : got}): dropped, fetching it again`);
-        await fetchInto(piece, () => undefined, true);
-      }
+      await refetch(truncated);
       await fh.close();
       return { ranges: rangesOf(layerPieces) };
     }
-    // Flushing to disk while the worker catches up makes the store's own fsync nearly free.
+    // Flushing to disk while the workers catch up makes the store's own fsync nearly free.
     const [{ flat, nar, rangeDigests }] = await Promise.all([hasher.finish(), fh.datasync()]);
-    await fh.close();
-    byWorker.forEach((piece, i) => {
+    const damaged: Array<{ piece: LayerPiece; why: string }> = [];
+    layerPieces.forEach((piece, i) => {
       const got = rangeDigests[i]!;
-      if (got !== piece.diffId) throw new Error(`layer ${descOf.get(piece.diffId)!.digest}: uncompressed content has digest ${got}, but the image config's diff_id is ${piece.diffId}`);
+      if (got === piece.diffId) return;
+      if (sourceOf(piece).kind === 'local') damaged.push({ piece, why: `content ${got}` });
+      else throw new Error(`layer ${descOf.get(piece.diffId)!.digest}: uncompressed content has digest ${got}, but the image config's diff_id is ${piece.diffId}`);
     });
+    if (damaged.length) {
+      // The hashes were of the damaged bytes: realise() hashes the repaired file itself.
+      await refetch(damaged);
+      await fh.close();
+      return { ranges: rangesOf(layerPieces) };
+    }
+    await fh.close();
     return { flatSha256: flat, nar, ranges: rangesOf(layerPieces) };
   } catch (e) {
     await hasher.abort();
@@ -177,11 +188,10 @@ function rangesOf(pieces: readonly LayerPiece[]): Map<string, { offset: number; 
 }
 
 /**
- * Copies a range the store already has into place through one reused buffer, returning the
- * digest of what it copied (or why it could not: a file that ended early).
+ * Copies a range the store already has into place through one reused buffer (its digest is
+ * checked by the hashing workers). Returns why it could not, if the file ended early.
  */
-async function copyLocal(fh: FileHandle, source: LocalSource, at: number, written: (start: number, length: number) => void): Promise<string> {
-  const hash = createHash('sha256');
+async function copyLocal(fh: FileHandle, source: LocalSource, at: number, written: (start: number, length: number) => void): Promise<string | undefined> {
   const buf = Buffer.allocUnsafeSlow(Math.min(CHUNK, source.size));
   const src = await open(source.file, 'r');
   try {
@@ -189,7 +199,6 @@ async function copyLocal(fh: FileHandle, source: LocalSource, at: number, writte
       const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, source.size - done), source.offset + done);
       if (bytesRead === 0) return `truncated at ${done} of ${source.size} bytes`;
       const chunk = buf.subarray(0, bytesRead);
-      hash.update(chunk);
       await writeFullyAt(fh, chunk, at + done);
       written(at + done, bytesRead);
       done += bytesRead;
@@ -197,7 +206,7 @@ async function copyLocal(fh: FileHandle, source: LocalSource, at: number, writte
   } finally {
     await src.close();
   }
-  return `sha256:${hash.digest('hex')}`;
+  return undefined;
 }
 
 /** Downloads, inflates and writes one layer into place, checking its size (and its diff_id if `verify`). */

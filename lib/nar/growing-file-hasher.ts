@@ -1,7 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { Hash } from '../hash/index.js';
-import { ALL_HASHES, hashFileSync, mergeFileHashes, type FileHashes, type HashSelection } from './file-hashes.js';
+import { allHashes, hashFileSync, mergeFileHashes, splitHashes, type FileHashes, type HashSelection } from './file-hashes.js';
 import type { PathHash } from './hash-path.js';
 import type { GrowingFileHasherData } from './growing-file-hasher-worker.js';
 
@@ -16,10 +16,11 @@ const WORKER_MIN_SIZE = 16 << 20;
  * A small file is simply read back and hashed on this thread by finish().
  *
  * With several ranges (an image archive: flat sha256, NAR hash and every layer's diff_id, three
- * hashes of each byte) two workers share the work, the layers' hashes on one and the file's on
- * the other: with five layers inflated at once, one thread fell ~0.25 s behind the writers of a
- * 280 MB archive and finished alone. With one layer, its single inflate stream is the long pole,
- * one hashing thread keeps up, and a second only takes CPU from the inflate (measured: slower).
+ * hashes of each byte) two workers share the work, each one of the file's hashes and about half
+ * of the layers (splitHashes): with five layers inflated at once, one thread fell ~0.25 s behind
+ * the writers of a 280 MB archive and finished alone. With one layer, its single inflate stream
+ * is the long pole, one hashing thread keeps up, and a second only takes CPU from the inflate
+ * (measured: slower).
  */
 export class GrowingFileHasher {
   private readonly ctl: BigInt64Array;
@@ -32,9 +33,8 @@ export class GrowingFileHasher {
     const shared = new SharedArrayBuffer(16);
     this.ctl = new BigInt64Array(shared);
     if (size < WORKER_MIN_SIZE) return;
-    const split: HashSelection[] = (opts.ranges?.length ?? 0) > 1
-      ? [{ flat: true, nar: true, ranges: false }, { flat: false, nar: false, ranges: true }]
-      : [ALL_HASHES];
+    const ranges = opts.ranges ?? [];
+    const split: HashSelection[] = ranges.length > 1 ? splitHashes(size, ranges) : [allHashes(ranges.length)];
     const parts = split.map((want) => {
       const data: GrowingFileHasherData = { path, size, executable: opts.executable ?? false, shared, ranges: opts.ranges ?? [], want };
       const worker = new Worker(new URL('./growing-file-hasher-worker.js', import.meta.url), { workerData: data });
