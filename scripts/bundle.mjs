@@ -5,13 +5,15 @@
 // Native addons stay external (loaded from node_modules at run time); so does cli-progress,
 // which cli/progress.ts requires only on a terminal.
 import { build } from 'esbuild';
-import { chmodSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist/bin');
 
+// Chunk names are content hashes: without this, every rebuild would leave the old ones behind.
+rmSync(out, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
   entryPoints: {

@@ -13,7 +13,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Dispatcher, buildConnector } from 'undici';
-import { loadUndici } from './undici.js';
+import { loadUndici, type UndiciCore } from './undici.js';
 import type { ProxyChoice } from './proxy-env.js';
 
 export interface TransportConfig {
@@ -49,7 +49,7 @@ function tlsOptions(cfg: TransportConfig): { ca?: string; rejectUnauthorized: bo
   return cfg.ca === undefined ? { rejectUnauthorized: !cfg.insecure } : { ca: cfg.ca, rejectUnauthorized: !cfg.insecure };
 }
 
-function makeDispatcher(cfg: TransportConfig, { Agent, ProxyAgent }: typeof import('undici')): Dispatcher {
+function makeDispatcher(cfg: TransportConfig, { Agent, ProxyAgent }: UndiciCore): Dispatcher {
   const tls = tlsOptions(cfg);
   // HTTP/1.1 only: the stall/length logic and proxies below are written for it.
   const common = { allowH2: false, keepAliveTimeout: 4_000 };
