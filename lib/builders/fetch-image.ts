@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Hash } from '../hash/index.js';
+import { warmFileHashers } from '../nar/index.js';
 import { toOciImage, uncompressLayerToFile, writeOciLayout, type RepoTag } from '../image/index.js';
 import { FETCHER_IMPURE_ENV_VARS, makeRecipe, type BuildContext, type Builder, type Recipe } from '../recipe/index.js';
 import { RegistryClient, formatPlatform, limitConcurrency, parseReference, type Descriptor, type ResolvedImage } from '../registry/index.js';
@@ -117,6 +118,8 @@ async function ensureBlob(ctx: BuildContext, client: RegistryClient, cache: Blob
  */
 export const fetchImageBuilder: Builder = async (ctx) => {
   const a = ctx.recipe.args as PullArgs;
+  // The archive is hashed by two workers; they boot while the image is being resolved.
+  if (a.format !== 'oci') warmFileHashers(2);
   const ref = a.imageDigest ? parseReference(`${a.imageReference.split('@')[0]}@${a.imageDigest}`) : parseReference(a.imageReference);
   const client = new RegistryClient(ref, {
     tlsVerify: a.tlsVerify,

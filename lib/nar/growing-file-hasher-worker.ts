@@ -1,6 +1,7 @@
 // Worker half of GrowingFileHasher: reads the finished prefix of a file as it grows and hashes it.
+// It may be started before there is a file (warmFileHashers): the job comes as the first message.
 import { closeSync, openSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { hashFileSync, type HashSelection } from './file-hashes.js';
 
 export interface GrowingFileHasherData {
@@ -15,26 +16,27 @@ export interface GrowingFileHasherData {
   want: HashSelection;
 }
 
-const { path, size, executable, shared, ranges, want } = workerData as GrowingFileHasherData;
-const ctl = new BigInt64Array(shared);
+parentPort!.once('message', ({ path, size, executable, shared, ranges, want }: GrowingFileHasherData) => {
+  const ctl = new BigInt64Array(shared);
 
-/** How far the writer has got; waits (without spinning) while it has not passed `pos`. */
-function available(pos: number): number {
-  for (;;) {
-    if (Atomics.load(ctl, 1) !== 0n) process.exit(0);
-    const end = Number(Atomics.load(ctl, 0));
-    if (end > pos) return end;
-    Atomics.wait(ctl, 0, BigInt(end), 1000);
+  /** How far the writer has got; waits (without spinning) while it has not passed `pos`. */
+  function available(pos: number): number {
+    for (;;) {
+      if (Atomics.load(ctl, 1) !== 0n) process.exit(0);
+      const end = Number(Atomics.load(ctl, 0));
+      if (end > pos) return end;
+      Atomics.wait(ctl, 0, BigInt(end), 1000);
+    }
   }
-}
 
-try {
-  const fd = openSync(path, 'r');
   try {
-    parentPort!.postMessage(hashFileSync(fd, size, executable, ranges, available, path, want));
-  } finally {
-    closeSync(fd);
+    const fd = openSync(path, 'r');
+    try {
+      parentPort!.postMessage(hashFileSync(fd, size, executable, ranges, available, path, want));
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    parentPort!.postMessage({ error: (e as Error).message });
   }
-} catch (e) {
-  parentPort!.postMessage({ error: (e as Error).message });
-}
+});

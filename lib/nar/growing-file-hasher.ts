@@ -8,6 +8,38 @@ import type { GrowingFileHasherData } from './growing-file-hasher-worker.js';
 /** Below this a worker (a V8 isolate: ~20 MB and ~20 ms) costs more than it saves: hash at the end. */
 const WORKER_MIN_SIZE = 16 << 20;
 
+/** Workers started ahead of need by warmFileHashers(), idle until given a file. */
+const spares: Worker[] = [];
+
+function spawnWorker(): Worker {
+  const worker = new Worker(new URL('./growing-file-hasher-worker.js', import.meta.url));
+  // A spare that fails before it is used must not crash the process; whoever takes it listens too.
+  worker.on('error', () => undefined);
+  return worker;
+}
+
+/**
+ * Starts `count` hashing workers now, so that GrowingFileHashers created later find them ready.
+ * A worker takes ~50 ms to boot while the machine is busy; a caller about to spend about as long
+ * on the network (resolving an image) overlaps the two. Idle spares never keep the process alive.
+ */
+export function warmFileHashers(count: number): void {
+  while (spares.length < count) {
+    const worker = spawnWorker();
+    worker.unref();
+    spares.push(worker);
+  }
+}
+
+function takeWorker(): Worker {
+  for (let w = spares.pop(); w; w = spares.pop()) {
+    if (w.threadId === -1) continue; // exited meanwhile
+    w.ref();
+    return w;
+  }
+  return spawnWorker();
+}
+
 /**
  * Hashes a regular file of known final size while it is still being written, possibly out of
  * order: the writer says how long the finished prefix is (`advance`), and a worker thread reads
@@ -36,14 +68,16 @@ export class GrowingFileHasher {
     const ranges = opts.ranges ?? [];
     const split: HashSelection[] = ranges.length > 1 ? splitHashes(size, ranges) : [allHashes(ranges.length)];
     const parts = split.map((want) => {
-      const data: GrowingFileHasherData = { path, size, executable: opts.executable ?? false, shared, ranges: opts.ranges ?? [], want };
-      const worker = new Worker(new URL('./growing-file-hasher-worker.js', import.meta.url), { workerData: data });
+      const job: GrowingFileHasherData = { path, size, executable: opts.executable ?? false, shared, ranges, want };
+      const worker = takeWorker();
       this.workers.push(worker);
-      return new Promise<{ want: HashSelection; result: FileHashes }>((resolve, reject) => {
+      const done = new Promise<{ want: HashSelection; result: FileHashes }>((resolve, reject) => {
         worker.once('message', (m: FileHashes | { error: string }) => ('error' in m ? reject(new Error(m.error)) : resolve({ want, result: m })));
         worker.once('error', reject);
         worker.once('exit', (code) => reject(new Error(`file hashing worker exited (code ${code}) before it finished`)));
       });
+      worker.postMessage(job);
+      return done;
     });
     this.result = Promise.all(parts).then(mergeFileHashes);
     this.result.catch(() => undefined);

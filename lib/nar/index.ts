@@ -9,4 +9,4 @@ export type { NarEntry } from './list.js';
 export { RegularFileNarHasher, hashFlat, hashFlatAndNar, hashPath } from './hash-path.js';
 export type { PathHash } from './hash-path.js';
 export { encodeStr, invalidNameReason, padding, showName } from './format.js';
-export { GrowingFileHasher } from './growing-file-hasher.js';
+export { GrowingFileHasher, warmFileHashers } from './growing-file-hasher.js';
