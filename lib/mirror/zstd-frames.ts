@@ -5,8 +5,16 @@
 // to fzstd's streaming decoder, so memory stays bounded either way.
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
-import { decompress as zstdDecompress } from '@mongodb-js/zstd';
+import { createRequire } from 'node:module';
 import { Decompress } from 'fzstd';
+
+type ZstdNative = typeof import('@mongodb-js/zstd');
+let zstd: ZstdNative | undefined;
+/** The native decoder, loaded on first use: every command that imports lib/mirror would pay its dlopen. */
+function zstdDecompress(frame: Buffer): Promise<Buffer> {
+  zstd ??= createRequire(import.meta.url)('@mongodb-js/zstd') as ZstdNative;
+  return zstd.decompress(frame);
+}
 
 const MAGIC = 0xfd2fb528;
 const MAX_BLOCKS = 128; // each block yields at most 128 KiB: a frame here decodes to ≤ 16 MiB
