@@ -118,8 +118,8 @@ async function ensureBlob(ctx: BuildContext, client: RegistryClient, cache: Blob
  */
 export const fetchImageBuilder: Builder = async (ctx) => {
   const a = ctx.recipe.args as PullArgs;
-  // The archive is hashed by two workers; they boot while the image is being resolved.
-  if (a.format !== 'oci') warmFileHashers(2);
+  // The archive is hashed by a worker (two for several layers); it boots while the image is resolved.
+  if (a.format !== 'oci') warmFileHashers(1);
   const ref = a.imageDigest ? parseReference(`${a.imageReference.split('@')[0]}@${a.imageDigest}`) : parseReference(a.imageReference);
   const client = new RegistryClient(ref, {
     tlsVerify: a.tlsVerify,
@@ -129,6 +129,7 @@ export const fetchImageBuilder: Builder = async (ctx) => {
   });
   const img = await client.resolve({ ...(a.os ? { os: a.os } : {}), ...(a.arch ? { arch: a.arch } : {}), ...(a.variant ? { variant: a.variant } : {}) });
   ctx.log(`resolved ${ref.name}${ref.tag ? `:${ref.tag}` : ''} to ${img.manifestDigest} (${formatPlatform(img.platform)})`);
+  if (a.format !== 'oci' && img.layers.length > 1) warmFileHashers(2);
   const cache = new BlobCache(ctx.store.root);
   const limit = limitConcurrency(Number(ctx.env.FETCH_IMAGE_JOBS) || 4);
   const info = {
