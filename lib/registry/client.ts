@@ -21,6 +21,7 @@ import {
 } from './manifest.js';
 import { availablePlatforms, formatPlatform, normalizePlatform, selectPlatform, wantedPlatform, type Platform, type PlatformWanted } from './platform.js';
 import { onceUnlessFailed } from './memo.js';
+import { findEndpoint } from './ping.js';
 import { parseReference, validateDigest, type ImageReference } from './reference.js';
 
 export interface RegistryClientOptions extends CredentialOptions {
@@ -82,10 +83,6 @@ function isAlgo(s: string): s is 'sha256' | 'sha512' {
   return isHashAlgo(s) && (s === 'sha256' || s === 'sha512');
 }
 
-function looksLikeTlsProblem(msg: string): boolean {
-  return /certificate|self[- ]signed|SSL|TLS|EPROTO|wrong version number|packet length/i.test(msg);
-}
-
 export class RegistryClient {
   readonly ref: ImageReference;
   private readonly fetchOpts: FetchOptions;
@@ -123,41 +120,9 @@ export class RegistryClient {
   }
 
   private async ping(): Promise<string> {
-    const host = this.ref.apiHost;
-    try {
-      return await this.pingAt(`https://${host}`);
-    } catch (err) {
-      if (!this.insecure || (err instanceof RegistryError && err.code !== 'HTTP')) throw this.pingError(err);
-      try {
-        return await this.pingAt(`http://${host}`);
-      } catch (err2) {
-        throw this.pingError(err, err2);
-      }
-    }
-  }
-
-  private pingError(httpsErr: unknown, httpErr?: unknown): Error {
-    if (httpsErr instanceof RegistryError && httpErr === undefined) return httpsErr;
-    const a = httpsErr instanceof Error ? httpsErr.message : String(httpsErr);
-    let msg = `cannot reach registry ${this.ref.domain}: ${a}`;
-    if (httpErr !== undefined) msg += `; over plain http: ${httpErr instanceof Error ? httpErr.message : String(httpErr)}`;
-    else if (looksLikeTlsProblem(a)) msg += ' (for a plain-http or self-signed registry use tls-verify=false, or give its CA)';
-    return new RegistryError(msg, 'HTTP', { cause: httpsErr });
-  }
-
-  private async pingAt(base: string): Promise<string> {
-    const res = await request(`${base}/v2/`, {}, this.fetchOpts);
-    const body = await readSmall(res.body);
-    if (res.status === 200) return base;
-    if (res.status === 401) {
-      const challenge = res.headers['www-authenticate'];
-      if (challenge === undefined) throw new RegistryError(`registry ${this.ref.domain}: GET ${base}/v2/ answered 401 without a WWW-Authenticate challenge`, 'UNAUTHORIZED', { status: 401 });
-      this.auth.setChallenges(challenge);
-      return base;
-    }
-    const said = describeErrorBody(body).text;
-    const code = res.status === 404 ? 'NOT_A_REGISTRY' : 'HTTP';
-    throw new RegistryError(`registry ${this.ref.domain}: GET ${base}/v2/ answered HTTP ${res.status}${res.status === 404 ? ' (not a registry v2 API)' : ''}${said ? `: ${said}` : ''}`, code, { status: res.status });
+    const { base, challenge } = await findEndpoint(this.ref.domain, this.ref.apiHost, this.fetchOpts);
+    if (challenge !== undefined) this.auth.setChallenges(challenge);
+    return base;
   }
 
   /** GET with the registry's authentication, renewing it once after a 401. */

@@ -26,3 +26,5 @@ export { limitConcurrency } from './limit.js';
 export type { Limiter } from './limit.js';
 export * from './v1/index.js';
 export { onceUnlessFailed } from './memo.js';
+export { findEndpoint } from './ping.js';
+export type { Endpoint } from './ping.js';

@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream';
 import { FetchError, request, type FetchOptions, type HttpResponse } from '../fetch/index.js';
 import {
-  Authenticator, RegistryError, describeErrorBody, findCredentials, onceUnlessFailed,
+  Authenticator, RegistryError, describeErrorBody, findCredentials, findEndpoint, onceUnlessFailed,
   type CredentialOptions, type Credentials, type ImageReference,
 } from '../registry/index.js';
 import { StreamTransport, type StreamResponse } from './stream.js';
@@ -94,42 +94,9 @@ export class RegistryHost {
   }
 
   private async ping(): Promise<string> {
-    try {
-      return await this.pingAt(`https://${this.apiHost}`);
-    } catch (err) {
-      if (!this.insecure || (err instanceof RegistryError && err.code !== 'HTTP')) throw this.unreachable(err);
-      try {
-        return await this.pingAt(`http://${this.apiHost}`);
-      } catch (err2) {
-        throw this.unreachable(err, err2);
-      }
-    }
-  }
-
-  private unreachable(httpsErr: unknown, httpErr?: unknown): Error {
-    if (httpsErr instanceof RegistryError && httpErr === undefined) return httpsErr;
-    const text = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-    let msg = `cannot reach registry ${this.domain}: ${text(httpsErr)}`;
-    if (httpErr !== undefined) msg += `; over plain http: ${text(httpErr)}`;
-    else if (/certificate|self[- ]signed|SSL|TLS|EPROTO|wrong version number|packet length/i.test(text(httpsErr))) {
-      msg += ' (for a plain-http or self-signed registry use tls-verify=false, or give its CA)';
-    }
-    return new RegistryError(msg, 'HTTP', { cause: httpsErr });
-  }
-
-  private async pingAt(base: string): Promise<string> {
-    const res = await request(`${base}/v2/`, {}, this.fetchOpts);
-    const body = await readBody(res.body);
-    if (res.status === 200) return base;
-    if (res.status === 401) {
-      const challenge = res.headers['www-authenticate'];
-      if (challenge === undefined) throw new RegistryError(`registry ${this.domain}: GET ${base}/v2/ answered 401 without a WWW-Authenticate challenge`, 'UNAUTHORIZED', { status: 401 });
-      this.auth.setChallenges(challenge);
-      return base;
-    }
-    const said = describeErrorBody(body).text;
-    throw new RegistryError(`registry ${this.domain}: GET ${base}/v2/ answered HTTP ${res.status}${res.status === 404 ? ' (not a registry v2 API)' : ''}${said ? `: ${said}` : ''}`,
-      res.status === 404 ? 'NOT_A_REGISTRY' : 'HTTP', { status: res.status });
+    const { base, challenge } = await findEndpoint(this.domain, this.apiHost, this.fetchOpts);
+    if (challenge !== undefined) this.auth.setChallenges(challenge);
+    return base;
   }
 
   /** `${endpoint}/v2/<path>/<rest>`. */
