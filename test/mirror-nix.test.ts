@@ -1,7 +1,7 @@
 // Binary caches, keys and bundles against real Nix 2.8, both directions.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseHash } from '../lib/hash/index.js';
 import {
@@ -80,7 +80,7 @@ test('real Nix copies from our export (xz, zstd, none) with our signature: same 
   }
 });
 
-test('our import reads caches nix copy wrote (xz, zstd, none), signed with a key from nix-store --generate-binary-cache-key', async () => {
+test('our import reads caches nix copy wrote (xz, zstd, br, gzip, bzip2, none), signed with a key from nix-store --generate-binary-cache-key', async () => {
   if (!havePeer('nix')) return;
   const { t, env, src, c, roots } = await setup();
   try {
@@ -99,7 +99,7 @@ test('our import reads caches nix copy wrote (xz, zstd, none), signed with a key
     await runOk('nix-store', ['--generate-binary-cache-key', 'nixkey-1', sk, pk], { env });
     await runOk('nix', ['store', 'sign', '--store', `local?root=${nixRoot}`, '--key-file', sk, added], { env });
     const [addedInfo] = await nixPathInfo(env, nixRoot, [added]);
-    for (const compression of ['xz', 'zstd', 'none']) {
+    for (const compression of ['xz', 'zstd', 'br', 'gzip', 'bzip2', 'none']) {
       const dir = join(t.path, `nixcache-${compression}`);
       await runOk('nix', ['copy', '--store', `local?root=${nixRoot}`, '--to', `file://${dir}?compression=${compression}&secret-key=${sk}`, ...roots], { env });
       await runOk('nix', ['copy', '--store', `local?root=${nixRoot}`, '--to', `file://${dir}?compression=${compression}`, added], { env });
@@ -111,6 +111,16 @@ test('our import reads caches nix copy wrote (xz, zstd, none), signed with a key
       // Without the key the input-addressed path is refused.
       const other = new LocalStore({ root: join(t.path, `ours-untrusted-${compression}`) });
       await rejects(() => importFromCache(other, openCache(dir), [c.top], { trustedKeys: [] }), /is signed only by nixkey-1/);
+      if (compression === 'none') continue;
+      // Every NAR cut in half: refused with a one-line reason, nothing registered.
+      const cut = join(t.path, `nixcache-cut-${compression}`);
+      await runOk('cp', ['-r', dir, cut]);
+      for (const f of readdirSync(join(cut, 'nar'))) truncateSync(join(cut, 'nar', f), Math.floor(statSync(join(cut, 'nar', f)).size / 2));
+      const broken = new LocalStore({ root: join(t.path, `ours-cut-${compression}`) });
+      const err = await rejects(() => importFromCache(broken, openCache(cut), [added], { trustedKeys: [parsePublicKey(readFileSync(pk, 'utf8'), pk)] }),
+        new RegExp(`^refusing .*-tree from .*/nar/\\w+\\.nar[.\\w]*: (corrupt or truncated ${compression} data|invalid zstd data: .*truncated)`));
+      assert.not.match(err.message, /\n|Cannot read properties/, `${compression}: ${err.message}`);
+      assert.equal(broken.list(), [], compression);
     }
   } finally {
     t.remove();

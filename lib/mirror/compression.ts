@@ -4,7 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Transform, type TransformCallback } from 'node:stream';
-import { createBrotliDecompress } from 'node:zlib';
+import { createBrotliDecompress, createGunzip } from 'node:zlib';
 import { ZstdDecompressStream } from './zstd-frames.js';
 
 export type Compression = 'none' | 'xz' | 'zstd';
@@ -149,6 +149,60 @@ export function compressor(c: Compression, level?: number): Transform | undefine
   return new ZstdCompressStream(level ?? 3);
 }
 
+type ClassicStream = NodeJS.EventEmitter & { write(chunk: Buffer): unknown; end(): unknown };
+let unbzip2: (() => ClassicStream) | undefined;
+
+/**
+ * bzip2 (Nix's oldest default) through unbzip2-stream, a pure-JS decoder built on `through`: a
+ * classic stream whose write() takes no callback and emits its output synchronously, so it is
+ * driven here with plain writes and its 'end' awaited on flush.
+ */
+class Bunzip2Stream extends Transform {
+  private readonly inner: ClassicStream;
+  private ended: TransformCallback | undefined;
+
+  constructor() {
+    super();
+    unbzip2 ??= createRequire(import.meta.url)('unbzip2-stream') as () => ClassicStream;
+    this.inner = unbzip2();
+    this.inner.on('data', (d: Buffer) => this.push(d));
+    this.inner.on('error', (e: Error) => this.destroy(e));
+    this.inner.on('end', () => this.ended?.());
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    try {
+      this.inner.write(chunk);
+      done();
+    } catch (e) {
+      done(e as Error);
+    }
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.ended = done;
+    try {
+      this.inner.end();
+    } catch (e) {
+      done(e as Error);
+    }
+  }
+}
+
+/**
+ * Decoders fail on bad input with their own words ("No progress is possible", "unexpected end
+ * of file", a TypeError inside the bzip2 decoder): the message is put in context, in place, by
+ * the first listener, before whoever pipes the stream sees the error.
+ */
+function explainErrors(t: Transform, method: string): Transform {
+  t.once('error', (e: Error) => {
+    // A decoder's own bug-like failure (a TypeError on truncated bzip2) says nothing to a user.
+    const detail = e instanceof TypeError || e instanceof RangeError ? '' : ` (${e.message})`;
+    e.message = `corrupt or truncated ${method} data${detail}`;
+  });
+  return t;
+}
+
 /** A decompressing transform for a narinfo's `Compression` value, or undefined for `none`. */
 export function decompressor(method: string, where: string): Transform | undefined {
   switch (method) {
@@ -156,12 +210,16 @@ export function decompressor(method: string, where: string): Transform | undefin
     case '':
       return undefined;
     case 'xz':
-      return new Adapted(lzmaNative().createDecompressor());
+      return explainErrors(new Adapted(lzmaNative().createDecompressor()), method);
     case 'zstd':
-      return new ZstdDecompressStream();
+      return new ZstdDecompressStream(); // its errors say what and where already
     case 'br':
-      return createBrotliDecompress();
+      return explainErrors(createBrotliDecompress(), method);
+    case 'gzip':
+      return explainErrors(createGunzip(), method);
+    case 'bzip2':
+      return explainErrors(new Bunzip2Stream(), method);
     default:
-      throw new Error(`${where}: compression '${method}' is not supported (xz, zstd, br and none are)`);
+      throw new Error(`${where}: compression '${method}' is not supported (xz, zstd, br, gzip, bzip2 and none are)`);
   }
 }
