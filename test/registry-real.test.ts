@@ -4,7 +4,6 @@
  * store-fixtures/token-server (caching, expiry, renewal after a 401, refresh tokens), TLS with
  * a custom CA, and a multi-arch index resolved per platform — checked against skopeo's choice.
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -14,7 +13,6 @@ import { RegistryClient, type RegistryClientOptions } from '../lib/registry/inde
 import { makeImage, makeIndex, pushImage, type BuiltLayout } from '../store-fixtures/images/index.js';
 import { startTokenServer, type TokenServer } from '../store-fixtures/token-server/index.js';
 import { rejects } from './helpers/assert.js';
-import { freePort, waitForPort } from './helpers/net.js';
 import { havePeer } from './helpers/peers.js';
 import { startRegistry, type Registry } from './helpers/registry.js';
 import { runOk } from './helpers/run.js';
@@ -36,29 +34,6 @@ function noSecret(err: Error): void {
   assert.not.match(err.message, new RegExp(SECRET));
   assert.not.match(err.message, new RegExp(Buffer.from(`alice:${SECRET}`).toString('base64')));
   assert.not.match(err.message, /\n/);
-}
-
-/** A docker-registry on `dataDir` with extra config lines (the token auth block); for the token mode the helper lacks. */
-async function serveDistribution(dataDir: string, extra: string): Promise<{ host: string; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const config = join(dataDir, `config-${port}.yml`);
-  writeFileSync(config, [
-    'version: 0.1', 'log: {level: error}', `storage: {filesystem: {rootdirectory: ${join(dataDir, 'data')}}}`,
-    `http: {addr: 127.0.0.1:${port}, secret: fetch-image-test}`, extra, '',
-  ].join('\n'));
-  const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'ignore'] });
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  };
-  try {
-    await waitForPort(port);
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return { host: `127.0.0.1:${port}`, stop };
 }
 
 test.before(async () => {
@@ -194,14 +169,14 @@ test('Bearer through the token server: cached per scope, renewed on expiry and a
   const dataDir = join(tmp.path, 'token-registry');
   mkdirSync(dataDir, { recursive: true });
   // Fill the storage through an open registry, then serve the same storage with token auth.
-  const open = await serveDistribution(dataDir, '');
+  const open = await startRegistry({ dataDir });
   try {
     await pushImage(multi.dir, `http://${open.host}`, 'private/multi', 'latest');
   } finally {
     await open.stop();
   }
   const ts: TokenServer = await startTokenServer({ users: { alice: SECRET }, refreshTokens: { 'refresh-me': 'alice' }, anonymousPull: false });
-  const reg = await serveDistribution(dataDir, ts.registryAuthConfig());
+  const reg = await startRegistry({ dataDir, extraConfig: ts.registryAuthConfig() });
   try {
     const ref = `${reg.host}/private/multi:latest`;
     let clock = Date.now();

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { SyncSummary } from '../lib/sync/index.js';
 import { makeImage, pushImage, type BuiltLayout, type LayerSpec } from '../store-fixtures/images/index.js';
 import { startTokenServer } from '../store-fixtures/token-server/index.js';
-import { freePort, waitForPort } from './helpers/net.js';
+import { freePort } from './helpers/net.js';
 import { havePeer } from './helpers/peers.js';
 import { startRegistry, type Registry } from './helpers/registry.js';
 import { run, type RunResult } from './helpers/run.js';
@@ -235,33 +235,10 @@ test('TLS destination: its CA via --dest-cert-file (the streamed upload verifies
   }
 });
 
-/** A docker-registry with token auth (the helper has no token mode). */
-async function tokenRegistry(dir: string, authBlock: string): Promise<{ host: string; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const config = join(dir, `token-${port}.yml`);
-  writeFileSync(config, [
-    'version: 0.1', 'log: {level: error}', `storage: {filesystem: {rootdirectory: ${join(dir, `token-data-${port}`)}}}`,
-    `http: {addr: 127.0.0.1:${port}, secret: fetch-image-test}`, authBlock, '',
-  ].join('\n'));
-  const child = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  };
-  try {
-    await waitForPort(port);
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return { host: `127.0.0.1:${port}`, stop };
-}
-
 test('Bearer tokens on the destination: push scope, and one token for a mount across two repositories', async () => {
   if (!have()) return;
   const tokens = await startTokenServer({ users: { alice: SECRET } });
-  const dst = await tokenRegistry(tmp.path, tokens.registryAuthConfig());
+  const dst = await startRegistry({ extraConfig: tokens.registryAuthConfig() });
   try {
     const list = join(tmp.path, 'list.txt');
     writeFileSync(list, `${src.host}/team/app@${image.digest}\n${src.host}/team/sibling:v1@${sibling.digest}\n`);

@@ -10,6 +10,10 @@ export interface RegistryOptions {
   auth?: { username: string; password: string };
   /** Serve HTTPS with a fresh self-signed certificate for 127.0.0.1. */
   tls?: boolean;
+  /** Storage directory to serve (kept on stop), e.g. filled by an earlier registry; default a fresh one. */
+  dataDir?: string;
+  /** More top-level configuration, e.g. the `auth: {token: …}` block of a token server. */
+  extraConfig?: string;
 }
 
 export interface Registry {
@@ -35,7 +39,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
   const lines = [
     'version: 0.1',
     'log: {level: warn}',
-    `storage: {filesystem: {rootdirectory: ${join(tmp.path, 'data')}}, delete: {enabled: true}}`,
+    `storage: {filesystem: {rootdirectory: ${opts.dataDir ?? join(tmp.path, 'data')}}, delete: {enabled: true}}`,
   ];
   let cert: string | undefined;
   let certPath: string | undefined;
@@ -55,6 +59,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       writeFileSync(join(tmp.path, 'htpasswd'), entry);
       lines.push(`auth: {htpasswd: {realm: fetch-image-test, path: ${join(tmp.path, 'htpasswd')}}}`);
     }
+    if (opts.extraConfig) lines.push(opts.extraConfig);
   } catch (e) {
     tmp.remove();
     throw e;
