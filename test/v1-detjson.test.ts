@@ -2,37 +2,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { detjson, pyFloatRepr, repositoriesFile } from '../lib/registry/v1/index.js';
+import { rng } from '../store-fixtures/v1-registry/index.js';
 import { havePeer } from './helpers/peers.js';
 import { runOk } from './helpers/run.js';
-
-// detjson.py (nixpkgs, with the `k not in j` guard), in Python 3, applied to a batch of inputs.
-const PY_DETJSON = `
-import base64, io, json, sys
-SAFEDELS = {"Size": 0, "config": {"ExposedPorts": None, "MacAddress": "", "NetworkDisabled": False, "PortSpecs": None, "VolumeDriver": ""}}
-SAFEDELS["container_config"] = SAFEDELS["config"]
-def makedet(j, safedels):
-    for k, v in safedels.items():
-        if k not in j:
-            continue
-        if type(v) == dict:
-            makedet(j[k], v)
-        elif j[k] == v:
-            del j[k]
-out = []
-for b in json.load(sys.stdin):
-    try:
-        j = json.loads(base64.b64decode(b))
-        makedet(j, SAFEDELS)
-        f = io.StringIO()
-        json.dump(j, f, sort_keys=True)
-        out.append(f.getvalue())
-    except Exception:
-        out.append(None)
-json.dump(out, sys.stdout)
-`;
+import { PY_DETJSON_BATCH } from './helpers/detjson-py.js';
 
 async function pythonDetjson(inputs: Buffer[]): Promise<Array<string | null>> {
-  const stdout = await runOk('python3', ['-c', PY_DETJSON], { input: JSON.stringify(inputs.map((b) => b.toString('base64'))) });
+  const stdout = await runOk('python3', ['-c', PY_DETJSON_BATCH], { input: JSON.stringify(inputs.map((b) => b.toString('base64'))) });
   return JSON.parse(stdout.toString('utf8')) as Array<string | null>;
 }
 
@@ -135,19 +111,8 @@ function render(m: Model, rnd: () => number): string {
   }
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function texts(arb: fc.Arbitrary<Model>, n: number, seed: number): Buffer[] {
-  const rnd = mulberry32(seed);
+  const rnd = rng(seed);
   return fc.sample(arb, { numRuns: n, seed }).map((m) => Buffer.from((rnd() < 0.2 ? ' \n' : '') + render(m, rnd) + (rnd() < 0.2 ? '\n' : ''), 'utf8'));
 }
 
@@ -177,7 +142,7 @@ test('detjson equals detjson.py on generated layer-shaped objects (default keys,
 
 test('detjson accepts and rejects what Python accepts and rejects (mutated texts)', async () => {
   if (!havePeer('python3')) return;
-  const rnd = mulberry32(3);
+  const rnd = rng(3);
   const base = texts(layerModel, 400, 4);
   const mutated = base.map((b) => {
     const at = Math.floor(rnd() * (b.length + 1));

@@ -13,6 +13,7 @@ import {
 import { rejects } from './helpers/assert.js';
 import { havePeer } from './helpers/peers.js';
 import { runOk } from './helpers/run.js';
+import { PY_DETJSON } from './helpers/detjson-py.js';
 import { tempDir } from './helpers/tmp.js';
 
 const NAME = 'library/busybox';
@@ -63,24 +64,6 @@ function tree(dir: string, prefix = ''): Map<string, Buffer> {
   }
   return out;
 }
-
-// detjson.py as pull.sh ran it: stdin to stdout.
-const PY_DETJSON = `
-import json, sys
-SAFEDELS = {"Size": 0, "config": {"ExposedPorts": None, "MacAddress": "", "NetworkDisabled": False, "PortSpecs": None, "VolumeDriver": ""}}
-SAFEDELS["container_config"] = SAFEDELS["config"]
-def makedet(j, safedels):
-    for k, v in safedels.items():
-        if k not in j:
-            continue
-        if type(v) == dict:
-            makedet(j[k], v)
-        elif j[k] == v:
-            del j[k]
-j = json.load(sys.stdin)
-makedet(j, SAFEDELS)
-json.dump(j, sys.stdout, sort_keys=True)
-`;
 
 /** The directory pull.sh would have made, assembled with jshon, sh and Python's json module. */
 async function referenceDir(img: V1FixtureImage, tag: string, dir: string): Promise<void> {
