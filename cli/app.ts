@@ -12,13 +12,18 @@ type Register = (y: Argv<GlobalArgs>) => Argv<GlobalArgs>;
  * library (registry, mirror, sync, compressors), which costs more start-up than most commands'
  * own work. Only help with no command loads them all.
  */
-const COMMANDS: Record<string, () => Promise<Register>> = {
+const COMMANDS: Record<string, (args: readonly string[]) => Promise<Register>> = {
   hash: async () => { const { hashCommand } = await import('./commands/hash.js'); return (y) => y.command(hashCommand); },
   nar: async () => { const { narCommand } = await import('./commands/nar.js'); return (y) => y.command(narCommand); },
   store: async () => { const { storeCommand } = await import('./commands/store.js'); return (y) => y.command(storeCommand); },
   url: async () => { const { urlCommand } = await import('./commands/url.js'); return (y) => y.command(urlCommand); },
   pull: async () => { const { pullCommand } = await import('./commands/pull.js'); return (y) => y.command(pullCommand); },
-  mirror: async () => {
+  mirror: async (args) => {
+    if (commandWords(args)[1] === 'sync') {
+      // The registry sync uses none of the cache modules the rest of the group loads.
+      const [{ mirrorGroup }, { syncCommand }] = await Promise.all([import('./commands/mirror-group.js'), import('./commands/sync.js')]);
+      return (y) => y.command(mirrorGroup((yy) => yy.command(syncCommand)));
+    }
     const [{ makeMirrorCommand }, { syncCommand }, { resolveImageRef }] = await Promise.all([
       import('./commands/mirror.js'), import('./commands/sync.js'), import('../lib/builders/resolve-ref.js'),
     ]);
@@ -31,21 +36,22 @@ const defaultCommand = async (): Promise<Register> => {
   return (y) => y.command(defaultPullCommand);
 };
 
-/** The first word that is neither an option nor the value of `--store`: the command, or the default command's image. */
-function commandWord(args: readonly string[]): string | undefined {
+/** The words that are neither options nor the value of `--store`: the command and its subcommand, or the default command's image. */
+function commandWords(args: readonly string[]): string[] {
+  const words: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === '--') return undefined;
+    if (a === '--') break;
     if (a === '--store') i++;
-    else if (!a.startsWith('-')) return a;
+    else if (!a.startsWith('-')) words.push(a);
   }
-  return undefined;
+  return words;
 }
 
 async function commandsFor(args: readonly string[]): Promise<Register[]> {
-  const word = commandWord(args);
-  if (word === undefined) return Promise.all([...Object.values(COMMANDS), defaultCommand].map((load) => load()));
-  return [await (COMMANDS[word] ?? defaultCommand)()];
+  const word = commandWords(args)[0];
+  if (word === undefined) return Promise.all([...Object.values(COMMANDS), defaultCommand].map((load) => load(args)));
+  return [await (COMMANDS[word] ?? defaultCommand)(args)];
 }
 
 /**
