@@ -42,6 +42,9 @@ export async function benchPull(work: string): Promise<Comparison[]> {
     // Same layers, another config: shares every layer with `five`.
     const twin = await makeImage(join(work, 'twin'), { ...image(5, 56_000_000, 'five'), runConfig: { Cmd: ['/bin/true'] } }, 'v1');
     await pushImage(twin.dir, reg.port, 'bench/twin', 'v1', { sourceTag: 'v1' });
+    // The images just generated and pushed (~1 GB) would otherwise still be flushing to disk
+    // during the first runs, slowing whichever side they fall on.
+    execSync('sync');
 
     const store = join(work, 'store');
     const out = join(work, 'skopeo.tar');
