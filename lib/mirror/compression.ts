@@ -2,10 +2,10 @@
 // shared xz choice; multi-threaded encoder). zstd: @mongodb-js/zstd compresses independent
 // frames of ZSTD_BLOCK bytes on libuv's thread pool (like pzstd); see zstd-frames.ts for decoding.
 import { availableParallelism } from 'node:os';
-import { createRequire } from 'node:module';
 import { Transform, type TransformCallback } from 'node:stream';
 import { createBrotliDecompress, createGunzip } from 'node:zlib';
-import { ZstdDecompressStream } from './zstd-frames.js';
+import { onFirstUse } from './on-first-use.js';
+import { ZstdDecompressStream, zstdNative } from './zstd-frames.js';
 
 export type Compression = 'none' | 'xz' | 'zstd';
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
@@ -34,19 +34,8 @@ interface LzmaNative {
   createDecompressor(opts?: Record<string, never>): Transform;
   CHECK_CRC64: number;
 }
-let lzma: LzmaNative | undefined;
-function lzmaNative(): LzmaNative {
-  // A CommonJS addon without type declarations; loaded only when xz is used.
-  lzma ??= createRequire(import.meta.url)('lzma-native') as LzmaNative;
-  return lzma;
-}
-type ZstdNative = typeof import('@mongodb-js/zstd');
-let zstd: ZstdNative | undefined;
-function zstdCompress(data: Buffer, level: number): Promise<Buffer> {
-  // A native addon: loaded only when a zstd NAR is written, not by every command that imports lib/mirror.
-  zstd ??= createRequire(import.meta.url)('@mongodb-js/zstd') as ZstdNative;
-  return zstd.compress(data, level);
-}
+/** A CommonJS addon without type declarations. */
+const lzmaNative = onFirstUse<LzmaNative>('lzma-native');
 
 const WORKERS = Math.max(1, Math.min(4, availableParallelism()));
 
@@ -125,7 +114,7 @@ class ZstdCompressStream extends Transform {
   }
 
   private async submit(): Promise<void> {
-    const p = zstdCompress(this.block.subarray(0, this.filled), this.level);
+    const p = zstdNative().compress(this.block.subarray(0, this.filled), this.level);
     p.catch(() => undefined); // observed when awaited below; avoids an unhandled rejection meanwhile
     this.inflight.push(p);
     this.submitted++;
@@ -150,7 +139,8 @@ export function compressor(c: Compression, level?: number): Transform | undefine
 }
 
 type ClassicStream = NodeJS.EventEmitter & { write(chunk: Buffer): unknown; end(): unknown };
-let unbzip2: (() => ClassicStream) | undefined;
+/** unbzip2-stream's module is its stream factory. */
+const bunzip2Factory = onFirstUse<() => ClassicStream>('unbzip2-stream');
 
 /**
  * bzip2 (Nix's oldest default) through unbzip2-stream, a pure-JS decoder built on `through`: a
@@ -163,8 +153,8 @@ class Bunzip2Stream extends Transform {
 
   constructor() {
     super();
-    unbzip2 ??= createRequire(import.meta.url)('unbzip2-stream') as () => ClassicStream;
-    this.inner = unbzip2();
+    const createBunzip2 = bunzip2Factory();
+    this.inner = createBunzip2();
     this.inner.on('data', (d: Buffer) => this.push(d));
     this.inner.on('error', (e: Error) => this.destroy(e));
     this.inner.on('end', () => this.ended?.());

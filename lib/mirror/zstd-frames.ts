@@ -5,16 +5,11 @@
 // to fzstd's streaming decoder, so memory stays bounded either way.
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
-import { createRequire } from 'node:module';
 import { Decompress } from 'fzstd';
+import { onFirstUse } from './on-first-use.js';
 
-type ZstdNative = typeof import('@mongodb-js/zstd');
-let zstd: ZstdNative | undefined;
-/** The native decoder, loaded on first use: every command that imports lib/mirror would pay its dlopen. */
-function zstdDecompress(frame: Buffer): Promise<Buffer> {
-  zstd ??= createRequire(import.meta.url)('@mongodb-js/zstd') as ZstdNative;
-  return zstd.decompress(frame);
-}
+/** The native zstd codec (@mongodb-js/zstd), shared with the compressor. */
+export const zstdNative = onFirstUse<typeof import('@mongodb-js/zstd')>('@mongodb-js/zstd');
 
 const MAGIC = 0xfd2fb528;
 const MAX_BLOCKS = 128; // each block yields at most 128 KiB: a frame here decodes to ≤ 16 MiB
@@ -127,7 +122,7 @@ export class ZstdDecompressStream extends Transform {
     this.cursor = -1;
     this.blocks = 0;
     if (skippable) return;
-    const p = zstdDecompress(frame);
+    const p = zstdNative().decompress(frame);
     p.catch(() => undefined); // observed when awaited below
     this.inflight.push(p);
     while (this.inflight.length >= WORKERS) this.push(await this.inflight.shift()!);
