@@ -89,17 +89,16 @@ export class RegistryClient {
   private readonly auth: Authenticator;
   private readonly base = onceUnlessFailed(() => this.ping());
   private readonly scope: string;
-  private readonly insecure: boolean;
   private readonly credentialsHint: string;
 
   constructor(ref: ImageReference | string, opts: RegistryClientOptions = {}) {
     this.ref = typeof ref === 'string' ? parseReference(ref) : ref;
-    this.insecure = opts.tlsVerify === false || opts.fetch?.insecure === true;
+    const insecure = opts.tlsVerify === false || opts.fetch?.insecure === true;
     const env = opts.env ?? opts.fetch?.env;
     this.fetchOpts = {
       ...opts.fetch,
       ...(env ? { env } : {}),
-      insecure: this.insecure,
+      insecure,
       ...(opts.caFile !== undefined ? { caFile: opts.caFile } : {}),
     };
     this.scope = `repository:${this.ref.path}:pull`;

@@ -63,16 +63,15 @@ export class RegistryHost {
   private readonly apiHost: string;
   private readonly fetchOpts: FetchOptions;
   private readonly auth: Authenticator;
-  private readonly insecure: boolean;
   private readonly base = onceUnlessFailed(() => this.ping());
   readonly stream: StreamTransport;
 
   constructor(ref: ImageReference, opts: HostOptions = {}) {
     this.domain = ref.domain;
     this.apiHost = ref.apiHost;
-    this.insecure = opts.tlsVerify === false || opts.fetch?.insecure === true;
+    const insecure = opts.tlsVerify === false || opts.fetch?.insecure === true;
     const env = opts.env ?? opts.fetch?.env;
-    this.fetchOpts = { ...opts.fetch, ...(env ? { env } : {}), insecure: this.insecure, ...(opts.caFile !== undefined ? { caFile: opts.caFile } : {}) };
+    this.fetchOpts = { ...opts.fetch, ...(env ? { env } : {}), insecure, ...(opts.caFile !== undefined ? { caFile: opts.caFile } : {}) };
     const given = opts.credentials;
     this.auth = new Authenticator({
       registry: ref.domain,
