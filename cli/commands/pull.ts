@@ -10,8 +10,9 @@ import { EXIT, UserError } from '../errors.js';
 import { terminalProgress } from '../progress.js';
 import { asUserError, declaredHashArg } from './url.js';
 import { substitutersFor, withSubstituterOptions } from '../substituters.js';
+import { buildSecrets, netrcFileFor, withNetrcOption, type NetrcArgs } from '../credentials.js';
 
-interface PullArgs extends GlobalArgs {
+interface PullArgs extends GlobalArgs, NetrcArgs {
   ref: string;
   sha256?: string;
   hash?: string;
@@ -54,7 +55,7 @@ export function nixExpression(p: { imageName: string; imageDigest: string; hash:
 }
 
 const pullOptions = (y: Argv<GlobalArgs>) =>
-  withSubstituterOptions(y)
+  withNetrcOption(withSubstituterOptions(y))
     .positional('ref', { type: 'string', demandOption: true, describe: 'image reference: name[:tag][@sha256:digest]' })
     .option('sha256', { type: 'string', describe: 'pinned sha256 of the archive (any encoding, as pullImage sha256)' })
     .option('hash', { type: 'string', describe: 'pinned hash as SRI (sha256-…), as pullImage hash' })
@@ -70,7 +71,7 @@ const pullOptions = (y: Argv<GlobalArgs>) =>
     .option('jobs', { type: 'number', default: 4, describe: 'layers fetched in parallel' })
     .option('keep-failed', { type: 'boolean', describe: 'keep the build directory on failure' })
     .option('nix', { type: 'boolean', describe: 'print the pin as a nixpkgs pullImage { … } expression' })
-    .option('curl-opts', { type: 'string', describe: 'extra curl flags for the downloads, as pull.nix curlOpts' })
+    .option('curl-opts', { type: 'string', describe: "extra curl flags for the downloads, as pull.nix curlOpts; '-u USER:PASSWORD' is the registry's credentials (never stored)" })
     .option('registry-version', { choices: ['v2', 'v1'] as const, default: 'v2' as const, describe: 'v1: the legacy registry API, producing the pull.nix (2016) directory' })
     .option('index-url', { type: 'string', describe: 'v1 index (default https://index.docker.io)' })
     .option('registry-url', { type: 'string', describe: "v1 registry (default: the index's X-Docker-Endpoints, else the index host)" })
@@ -146,6 +147,7 @@ function realiseOptions(a: PullArgs) {
     builders: BUILTIN_BUILDERS,
     substituters: substitutersFor(a),
     callerEnv,
+    secrets: buildSecrets('', netrcFileFor(a)),
     keepFailed: a.keepFailed ?? false,
     progress: terminalProgress(a),
     log: (l: string) => note(a, l),

@@ -7,8 +7,9 @@ import { emit, note, openStore, type GlobalArgs } from '../context.js';
 import { substitutersFor, withSubstituterOptions } from '../substituters.js';
 import { EXIT, UserError } from '../errors.js';
 import { terminalProgress } from '../progress.js';
+import { buildSecrets, netrcFileFor, splitCurlOptsArg, withNetrcOption, type NetrcArgs } from '../credentials.js';
 
-interface UrlArgs extends GlobalArgs {
+interface UrlArgs extends GlobalArgs, NetrcArgs {
   url: string;
   sha256?: string;
   hash?: string;
@@ -45,7 +46,7 @@ export const urlCommand: CommandModule<GlobalArgs, UrlArgs> = {
   command: 'url <url>',
   describe: 'Fetch a URL into the store as a fixed output (like fetchurl / nix-prefetch-url)',
   builder: (y) =>
-    withSubstituterOptions(y)
+    withNetrcOption(withSubstituterOptions(y))
       .positional('url', { type: 'string', demandOption: true })
       .option('sha256', { type: 'string', describe: 'expected sha256 (base16, nix32, base64 or SRI)' })
       .option('hash', { type: 'string', describe: 'expected hash as SRI (sha256-…) or algo:digest' })
@@ -54,21 +55,31 @@ export const urlCommand: CommandModule<GlobalArgs, UrlArgs> = {
       .option('executable', { type: 'boolean', describe: 'make the file executable (hashed recursively)' })
       .option('keep-failed', { type: 'boolean', describe: 'keep the build directory on failure and print its path' })
       .option('hashed-mirror', { type: 'string', array: true, describe: 'try <mirror>/sha256/<hex> first (repeatable; also NIX_HASHED_MIRRORS)' })
-      .option('curl-opts', { type: 'string', describe: 'extra curl flags, as pull.nix curlOpts (see README for the supported table)' })
+      .option('curl-opts', { type: 'string', describe: 'extra curl flags, as pull.nix curlOpts (see README for the supported table); their credentials (-u, -U, -H Authorization/Cookie) are never stored' })
       .option('base32', { type: 'boolean', describe: 'without a hash: print the nix32 hash instead of SRI' })
       .example('$0 url https://example.org/f.tar.gz --sha256 0abc…', 'fetch, verify, print the store path')
       .example('$0 url https://example.org/f.tar.gz', 'prefetch: print the hash to pin (and the path on stderr)')
       .example('$0 url --unpack https://example.org/src.tar.xz --hash sha256-…', 'like fetchzip')
-      .example("NIX_CURL_FLAGS='-k --retry 3' $0 url https://internal/x", 'curl flags from the environment') as Argv<UrlArgs>,
+      .example("NIX_CURL_FLAGS='-k --retry 3' $0 url https://internal/x", 'curl flags from the environment')
+      .example("$0 url --curl-opts '-u alice:s3cret' https://internal/x", 'basic auth for that host only; not stored in the recipe')
+      .example('$0 url --netrc-file ./netrc https://internal/x', "credentials from a netrc file ('machine internal login alice password s3cret')") as Argv<UrlArgs>,
   handler: async (a) => {
     const store = openStore(a);
     const hash = declaredHashArg(a);
-    const recipe = fetchUrlRecipe({
-      url: a.url, ...(a.name ? { name: a.name } : {}), unpack: a.unpack ?? false, executable: a.executable ?? false,
-      ...(a.curlOpts ? { curlOpts: a.curlOpts } : {}), ...(hash ? { hash } : {}),
-    });
+    // Credentials in --curl-opts go to the build, not into the recipe (a world-readable store path).
+    const curlOpts = splitCurlOptsArg(a.curlOpts);
+    let recipe;
+    try {
+      recipe = fetchUrlRecipe({
+        url: a.url, ...(a.name ? { name: a.name } : {}), unpack: a.unpack ?? false, executable: a.executable ?? false,
+        ...(curlOpts.stored ? { curlOpts: curlOpts.stored } : {}), ...(hash ? { hash } : {}),
+      });
+    } catch (e) {
+      throw new UserError((e as Error).message, EXIT.usage);
+    }
     const opts = {
       builders: BUILTIN_BUILDERS,
+      secrets: buildSecrets(curlOpts.secret, netrcFileFor(a)),
       substituters: substitutersFor(a),
       keepFailed: a.keepFailed ?? false,
       progress: terminalProgress(a),

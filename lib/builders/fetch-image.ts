@@ -125,6 +125,7 @@ export const fetchImageBuilder: Builder = async (ctx) => {
     tlsVerify: a.tlsVerify,
     env: ctx.env,
     ...(ctx.env.FETCH_IMAGE_CREDS ? { creds: ctx.env.FETCH_IMAGE_CREDS } : {}),
+    ...(ctx.secrets.netrcFile !== undefined ? { netrcFile: ctx.secrets.netrcFile } : {}),
     fetch: { env: ctx.env, ...(ctx.signal ? { signal: ctx.signal } : {}) },
   });
   const img = await client.resolve({ ...(a.os ? { os: a.os } : {}), ...(a.arch ? { arch: a.arch } : {}), ...(a.variant ? { variant: a.variant } : {}) });

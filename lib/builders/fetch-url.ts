@@ -2,7 +2,7 @@ import { chmodSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { openDownload, redactUrl, writeFullyAt, type FetchOptions } from '../fetch/index.js';
+import { openDownload, redactUrl, splitSecretCurlOpts, writeFullyAt, type FetchOptions } from '../fetch/index.js';
 import { Hash } from '../hash/index.js';
 import { GrowingFileHasher } from '../nar/index.js';
 import type { BuildOutcome } from '../recipe/index.js';
@@ -17,7 +17,7 @@ export interface FetchUrlSpec {
   unpack?: boolean;
   /** Mark the file executable (hashed recursively, as nix-prefetch-url --executable). */
   executable?: boolean;
-  /** Extra curl flags, as pull.nix's curlOpts. */
+  /** Extra curl flags, as pull.nix's curlOpts, without credentials (see splitSecretCurlOpts): they are stored in the recipe. */
   curlOpts?: string;
   hash?: Hash;
 }
@@ -37,7 +37,12 @@ export function fetchUrlRecipe(spec: FetchUrlSpec): Recipe {
   const url = new URL(spec.url);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported URL scheme '${url.protocol}' in ${redactUrl(spec.url)} (use http or https)`);
   if (spec.unpack && spec.executable) throw new Error('--unpack and --executable cannot be combined');
-  if (url.username || url.password) throw new Error(`credentials in the URL would be stored in the recipe: pass them with --curl-opts '-u user:pass' or NIX_CURL_FLAGS`);
+  if (url.username || url.password) {
+    throw new Error(`credentials in the URL ${redactUrl(spec.url)} would be stored in the recipe, a world-readable store path: give them with --curl-opts '-u USER:PASSWORD' or a netrc file (--netrc-file, NETRC, ~/.netrc), which are never stored`);
+  }
+  if (spec.curlOpts && splitSecretCurlOpts(spec.curlOpts, 'curlOpts').secret !== '') {
+    throw new Error('curlOpts with credentials would be stored in the recipe: split them off with splitSecretCurlOpts and give them as the build\'s secrets');
+  }
   const base = {
     name: spec.name ?? defaultUrlName(spec.url, spec.unpack ?? false),
     builder: FETCH_URL_BUILDER,
@@ -99,7 +104,9 @@ async function downloadHashed(url: string, dest: string, hashing: { executable: 
 }
 
 export const fetchUrlBuilder: Builder = async (ctx) => {
-  const { url, unpack, executable, curlOpts } = ctx.recipe.args as { url: string; unpack: boolean; executable: boolean; curlOpts: string };
+  const { url, unpack, executable, curlOpts: stored } = ctx.recipe.args as { url: string; unpack: boolean; executable: boolean; curlOpts: string };
+  // The recipe's flags, then the credentials the caller gave for this build only.
+  const curlOpts = [stored, ctx.secrets.curlOpts ?? ''].filter((o) => o !== '').join(' ');
   const shown = redactUrl(url);
   const download = unpack ? join(ctx.tmp, 'download') : ctx.out;
   ctx.progress.start(url, shown);
@@ -109,6 +116,7 @@ export const fetchUrlBuilder: Builder = async (ctx) => {
     hashes = await downloadHashed(url, download, unpack ? undefined : { executable }, {
       env: ctx.env,
       ...(curlOpts ? { curlOpts } : {}),
+      ...(ctx.secrets.netrcFile !== undefined ? { netrcFile: ctx.secrets.netrcFile } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       onProgress: (received: number, total: number | undefined) => ctx.progress.update(url, received, total),
     });

@@ -16,7 +16,7 @@ export interface CurlFlag {
   effect: string;
 }
 
-type FlagId = 'insecure' | 'retry' | 'max-time' | 'connect-timeout' | 'header' | 'user' | 'cacert' | 'proxy' | 'noproxy' | 'location' | 'continue-at';
+type FlagId = 'insecure' | 'retry' | 'max-time' | 'connect-timeout' | 'header' | 'user' | 'cacert' | 'proxy' | 'proxy-user' | 'noproxy' | 'location' | 'continue-at';
 
 interface FlagDef extends CurlFlag {
   id: FlagId;
@@ -27,10 +27,11 @@ const FLAGS: readonly FlagDef[] = [
   { id: 'retry', long: '--retry', arg: 'N', effect: 'retry transient failures (connection errors, timeouts, 408, 429, 5xx) up to N times' },
   { id: 'max-time', short: '-m', long: '--max-time', arg: 'SECONDS', effect: 'give up when the whole transfer, retries included, takes longer' },
   { id: 'connect-timeout', long: '--connect-timeout', arg: 'SECONDS', effect: 'give up on a connection attempt after SECONDS' },
-  { id: 'header', short: '-H', long: '--header', arg: "'NAME: VALUE'", effect: 'add a request header (Authorization and Cookie go to the original origin only)' },
-  { id: 'user', short: '-u', long: '--user', arg: 'USER:PASSWORD', effect: 'HTTP basic authentication, sent to the original origin only' },
+  { id: 'header', short: '-H', long: '--header', arg: "'NAME: VALUE'", effect: 'add a request header (Authorization and Cookie go to the origin fetched only, Proxy-Authorization to the proxy only; none of them is stored)' },
+  { id: 'user', short: '-u', long: '--user', arg: 'USER:PASSWORD', effect: 'HTTP basic authentication, sent to the origin fetched only (for pulls: the registry\'s credentials); never stored' },
   { id: 'cacert', long: '--cacert', arg: 'FILE', effect: 'trust the CA certificates in FILE (PEM) instead of the system ones' },
-  { id: 'proxy', short: '-x', long: '--proxy', arg: 'URL', effect: 'use this proxy for every scheme (http, https, socks4, socks4a, socks5, socks5h); "" disables proxies' },
+  { id: 'proxy', short: '-x', long: '--proxy', arg: 'URL', effect: 'use this proxy for every scheme (http, https, socks4, socks4a, socks5, socks5h); "" disables proxies; a USER:PASSWORD@ in it is not stored' },
+  { id: 'proxy-user', short: '-U', long: '--proxy-user', arg: 'USER:PASSWORD', effect: 'credentials for the proxy (http: Proxy-Authorization, socks5: username/password), sent to the proxy only; never stored' },
   { id: 'noproxy', long: '--noproxy', arg: 'LIST', effect: 'hosts that bypass the proxy, like no_proxy (overrides it)' },
   { id: 'location', short: '-L', long: '--location', effect: 'follow redirects (always done; accepted for compatibility)' },
   { id: 'continue-at', short: '-C', long: '--continue-at', arg: '-', effect: 'resume broken transfers (always done; only "-" is accepted)' },
@@ -51,6 +52,8 @@ export interface CurlSettings {
   caFile?: string;
   /** A proxy URL; the empty string means "no proxy", overriding the environment. */
   proxy?: string;
+  /** `user[:password]` for whichever proxy is used. */
+  proxyUser?: string;
   /** A no_proxy-style list overriding the environment's. */
   noProxy?: string;
   location?: boolean;
@@ -150,6 +153,7 @@ function apply(settings: CurlSettings, def: FlagDef, flag: string, value: string
       break;
     case 'cacert': settings.caFile = value; break;
     case 'proxy': settings.proxy = value; break;
+    case 'proxy-user': settings.proxyUser = value; break;
     case 'noproxy': settings.noProxy = value; break;
     case 'continue-at':
       if (value !== '-') throw new Error(`unsupported curl option '${flag} ${value}' in ${source}: only '${flag} -' (automatic resume) is supported`);
@@ -167,35 +171,45 @@ export function parseCurlFlags(text: string, source = 'curl flags'): CurlSetting
   return parseCurlWords(splitShellWords(text, source), source);
 }
 
-export function parseCurlWords(words: readonly string[], source = 'curl flags'): CurlSettings {
-  const settings: CurlSettings = { headers: [] };
-  const byLong = new Map<string, FlagDef>();
-  const byShort = new Map<string, FlagDef>();
-  for (const def of FLAGS) {
-    byLong.set(def.long, def);
-    for (const alias of def.aliases ?? []) byLong.set(alias, def);
-    if (def.short) byShort.set(def.short[1]!, def);
-  }
+/** One flag as given: its definition, its spelling (`-u`, `--user`) and its argument ('' if none). */
+interface GivenFlag {
+  def: FlagDef;
+  flag: string;
+  value: string;
+}
+
+const BY_LONG = new Map<string, FlagDef>();
+const BY_SHORT = new Map<string, FlagDef>();
+for (const def of FLAGS) {
+  BY_LONG.set(def.long, def);
+  for (const alias of def.aliases ?? []) BY_LONG.set(alias, def);
+  if (def.short) BY_SHORT.set(def.short[1]!, def);
+}
+
+/** Splits words into flags and their arguments, refusing anything not in the table. */
+function scanCurlWords(words: readonly string[], source: string): GivenFlag[] {
+  const out: GivenFlag[] = [];
   for (let i = 0; i < words.length; i++) {
     const word = words[i]!;
     if (word.startsWith('--')) {
-      const def = byLong.get(word);
-      if (!def) throw new Error(`unsupported curl option '${word}' in ${source}`);
+      const def = BY_LONG.get(word);
+      // Only the name is shown: `--user=alice:pw` must not print the password.
+      if (!def) throw new Error(`unsupported curl option '${word.split('=')[0]}' in ${source}`);
       let value = '';
       if (def.arg) {
         if (i + 1 >= words.length) throw new Error(`curl option '${word}' in ${source} needs an argument`);
         value = words[++i]!;
       }
-      apply(settings, def, word, value, source);
+      out.push({ def, flag: word, value });
     } else if (word.startsWith('-') && word.length > 1) {
       // getopt style: booleans may be grouped (-kL); a flag with an argument takes the rest of
       // the word (-HX:y) or the next word.
       for (let j = 1; j < word.length; j++) {
         const letter = word[j]!;
-        const def = byShort.get(letter);
+        const def = BY_SHORT.get(letter);
         if (!def) throw new Error(`unsupported curl option '-${letter}' in ${source}`);
         if (!def.arg) {
-          apply(settings, def, `-${letter}`, '', source);
+          out.push({ def, flag: `-${letter}`, value: '' });
           continue;
         }
         let value = word.slice(j + 1);
@@ -203,7 +217,7 @@ export function parseCurlWords(words: readonly string[], source = 'curl flags'):
           if (i + 1 >= words.length) throw new Error(`curl option '-${letter}' in ${source} needs an argument`);
           value = words[++i]!;
         }
-        apply(settings, def, `-${letter}`, value, source);
+        out.push({ def, flag: `-${letter}`, value });
         break;
       }
     } else {
@@ -211,7 +225,80 @@ export function parseCurlWords(words: readonly string[], source = 'curl flags'):
       throw new Error(`unexpected argument '${shown}' in ${source}: only options are allowed`);
     }
   }
+  return out;
+}
+
+export function parseCurlWords(words: readonly string[], source = 'curl flags'): CurlSettings {
+  const settings: CurlSettings = { headers: [] };
+  for (const { def, flag, value } of scanCurlWords(words, source)) apply(settings, def, flag, value, source);
   return settings;
+}
+
+/** Header names that carry credentials (compared in lower case). */
+export const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'cookie', 'proxy-authorization']);
+
+/** A word as a POSIX shell reads it back with splitShellWords (quoted only when it must be). */
+export function quoteShellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
+
+/** A proxy URL without its userinfo, and that userinfo decoded as `user[:password]`. */
+function splitProxyUserinfo(value: string, source: string): { url: string; user: string | undefined } {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(value)?.[0] ?? '';
+  const rest = value.slice(scheme.length);
+  const authorityEnd = rest.search(/[/?#]/);
+  const authority = authorityEnd < 0 ? rest : rest.slice(0, authorityEnd);
+  const at = authority.lastIndexOf('@');
+  if (at < 0) return { url: value, user: undefined };
+  const info = authority.slice(0, at);
+  const colon = info.indexOf(':');
+  try {
+    const user = colon < 0 ? decodeURIComponent(info) : `${decodeURIComponent(info.slice(0, colon))}:${decodeURIComponent(info.slice(colon + 1))}`;
+    return { url: scheme + rest.slice(at + 1), user };
+  } catch {
+    throw new Error(`invalid proxy URL in ${source}: bad %-escape in its user name or password`);
+  }
+}
+
+/** Curl flags split into what may be written into a recipe and what carries credentials. */
+export interface SplitCurlOpts {
+  /** The flags without credentials: the text as given when it had none. */
+  stored: string;
+  /** `-u`, `-U`, `-H` Authorization/Cookie/Proxy-Authorization and a proxy URL's userinfo (as `-U`); '' if none. */
+  secret: string;
+}
+
+/**
+ * Separates the credentials from curl flags, so that a recipe (a world-readable store path,
+ * exported and served with its output) never holds them: they are handed to the builder at
+ * build time instead. Applying `stored` then `secret` asks for what the text asked for. Throws
+ * the same errors as parseCurlFlags.
+ */
+export function splitSecretCurlOpts(text: string, source = 'curl flags'): SplitCurlOpts {
+  const given = scanCurlWords(splitShellWords(text, source), source);
+  parseCurlWords(splitShellWords(text, source), source); // the values are checked here, as at build time
+  const lastProxy = given.map((g) => g.def.id).lastIndexOf('proxy');
+  const stored: string[] = [];
+  const secret: string[] = [];
+  const render = (g: GivenFlag, value = g.value): string[] => (g.def.arg ? [g.flag, quoteShellWord(value)] : [g.flag]);
+  given.forEach((g, i) => {
+    const id = g.def.id;
+    const headerName = id === 'header' ? g.value.slice(0, g.value.indexOf(':')).trim().toLowerCase() : '';
+    if (id === 'user' || id === 'proxy-user' || CREDENTIAL_HEADERS.has(headerName)) {
+      secret.push(...render(g));
+    } else if (id === 'proxy') {
+      const { url, user } = splitProxyUserinfo(g.value, source);
+      stored.push(...render(g, url));
+      // Only the proxy that stays in effect (the last -x) gets the credentials.
+      if (user !== undefined && i === lastProxy) secret.push('--proxy-user', quoteShellWord(user));
+    } else {
+      stored.push(...render(g));
+    }
+  });
+  if (secret.length === 0 && given.every((g) => g.def.id !== 'proxy' || splitProxyUserinfo(g.value, source).user === undefined)) {
+    return { stored: text, secret: '' };
+  }
+  return { stored: stored.join(' '), secret: secret.join(' ') };
 }
 
 /** Combines settings in order: later scalars win, headers accumulate. */

@@ -22,13 +22,15 @@ export interface TransportConfig {
   ca: string | undefined;
   insecure: boolean;
   connectTimeoutMs: number;
+  /** A Proxy-Authorization value given as a header (curl -H); else the proxy URL's credentials are used. */
+  proxyAuthorization?: string | undefined;
 }
 
 const cache = new Map<string, Dispatcher>();
 
 export async function dispatcherFor(cfg: TransportConfig): Promise<Dispatcher> {
   const key = createHash('sha256')
-    .update(JSON.stringify([cfg.proxy?.href ?? null, cfg.proxy?.kind ?? null, cfg.ca ?? null, cfg.insecure, cfg.connectTimeoutMs]))
+    .update(JSON.stringify([cfg.proxy?.href ?? null, cfg.proxy?.kind ?? null, cfg.ca ?? null, cfg.insecure, cfg.connectTimeoutMs, cfg.proxyAuthorization ?? null]))
     .digest('hex');
   let d = cache.get(key);
   if (!d) {
@@ -59,10 +61,14 @@ function makeDispatcher(cfg: TransportConfig, { Agent, ProxyAgent }: UndiciCore)
   }
   if (proxy.kind === 'http' || proxy.kind === 'https') {
     // proxyTunnel: false → plain forwarding (absolute-URI requests) for http:// targets, as
-    // curl does; https:// targets always go through CONNECT.
+    // curl does; https:// targets always go through CONNECT. Proxy-Authorization goes to the
+    // proxy alone (undici refuses it among a request's headers).
+    const basic = proxy.username === undefined ? undefined : `Basic ${Buffer.from(`${proxy.username}:${proxy.password ?? ''}`).toString('base64')}`;
+    const token = cfg.proxyAuthorization ?? basic;
     return new ProxyAgent({
       ...common,
       uri: proxy.href,
+      ...(token === undefined ? {} : { token }),
       proxyTunnel: false,
       requestTls: { ...tls, timeout: cfg.connectTimeoutMs },
       proxyTls: { ...tls, timeout: cfg.connectTimeoutMs },

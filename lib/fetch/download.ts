@@ -7,7 +7,7 @@ import { createHash, type Hash as NodeHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Hash, type HashAlgo } from '../hash/index.js';
 import { AttemptError, redactUrl } from './errors.js';
-import { Operation, RetryBudget, fetchError, parseTarget, sendFollowing, type Exchange, type Target } from './http.js';
+import { Operation, RetryBudget, fetchError, parseTarget, requestHeaders, sendFollowing, type Exchange, type Target } from './http.js';
 import { resolveOptions, type FetchOptions, type Resolved } from './options.js';
 import { reclaimAfter } from './reclaim.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
@@ -154,15 +154,16 @@ class Download implements DownloadStream {
 
   private async attempt(useRange: boolean): Promise<Pending> {
     const from = this.received;
-    const headers: Array<[string, string]> = [...(this.target.auth ? [this.target.auth] : []), ...this.res.headers];
+    const extra: Array<[string, string]> = [];
     const ranged = useRange && from > 0;
     if (ranged) {
-      headers.push(['Range', `bytes=${from}-`]);
+      extra.push(['Range', `bytes=${from}-`]);
       // If-Range needs a strong validator; with it a changed resource comes back whole (200).
       const validator = this.etag && !this.etag.startsWith('W/') ? this.etag : this.lastModified;
-      if (validator) headers.push(['If-Range', validator]);
+      if (validator) extra.push(['If-Range', validator]);
     }
-    const ex = await sendFollowing(this.target.url, { method: 'GET', headers, body: undefined, trustedOrigin: this.trustedOrigin }, this.res, this.op);
+    const headers = requestHeaders(this.target, this.res, extra, this.trustedOrigin);
+    const ex = await sendFollowing(this.target.url, { method: 'GET', headers, body: undefined }, this.res, this.op);
     const st = ex.status;
     const drop = async (): Promise<void> => ex.body.dump().catch(() => undefined);
     // After a redirect, say who answered: the message names only the URL the caller gave.

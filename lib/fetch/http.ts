@@ -8,12 +8,15 @@ import type { Readable } from 'node:stream';
 import { loadUndici } from './undici.js';
 import { dispatcherFor } from './dispatchers.js';
 import { AttemptError, FetchError, classifyError, redactUrl } from './errors.js';
+import { netrcLookup } from './netrc.js';
 import type { Resolved } from './options.js';
 import { selectProxy } from './proxy-env.js';
 import { MAX_RETRY_AFTER_MS, retryDelayMs } from './retry.js';
 
-/** Headers that carry credentials: sent only to the origin the caller named. */
+/** Headers that carry credentials: sent only to the origin they belong to. */
 const SENSITIVE = new Set(['authorization', 'cookie']);
+/** For the proxy alone (the dispatcher sends it); never to a server. */
+const PROXY_ONLY = 'proxy-authorization';
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
@@ -60,15 +63,43 @@ export function parseTarget(text: string, what: string): Target {
   return { url, auth };
 }
 
-/** Case-insensitive merge (later wins), dropping credentials unless `url` is on the trusted origin. */
-export function headersFor(url: URL, headers: ReadonlyArray<readonly [string, string]>, trustedOrigin: string): Record<string, string> {
+/** Headers and the one origin that may receive the credentials among them (null: none). */
+export interface HeaderGroup {
+  headers: ReadonlyArray<readonly [string, string]>;
+  origin: string | null;
+}
+
+/**
+ * The headers of one request, in order (later wins): the URL's userinfo, the curl flags' (or
+ * the netrc file's credentials when nothing else gives any), then the caller's own. The caller's
+ * go to `trustedOrigin`; the curl flags' and netrc's to `credentialsFor` when set, else there too.
+ */
+export function requestHeaders(target: Target, res: Resolved, call: ReadonlyArray<readonly [string, string]>, trustedOrigin: string): HeaderGroup[] {
+  const curlOrigin = res.credentialsFor === undefined ? trustedOrigin : res.credentialsFor;
+  const curl: Array<readonly [string, string]> = [...res.headers];
+  const given = target.auth !== undefined || [...curl, ...res.callHeaders, ...call].some(([k]) => k.toLowerCase() === 'authorization');
+  if (!given && res.netrc && curlOrigin !== null) {
+    const entry = netrcLookup(res.netrc, new URL(curlOrigin).hostname);
+    if (entry) curl.push(['Authorization', `Basic ${Buffer.from(`${entry.login}:${entry.password}`).toString('base64')}`]);
+  }
+  return [
+    { headers: target.auth ? [target.auth] : [], origin: trustedOrigin },
+    { headers: curl, origin: curlOrigin },
+    { headers: [...res.callHeaders, ...call], origin: trustedOrigin },
+  ];
+}
+
+/** Case-insensitive merge (later wins), dropping each group's credentials unless `url` is on its origin. */
+export function headersFor(url: URL, groups: readonly HeaderGroup[]): Record<string, string> {
   const merged = new Map<string, [string, string]>();
   merged.set('user-agent', ['User-Agent', USER_AGENT]);
-  const trusted = url.origin === trustedOrigin;
-  for (const [k, v] of headers) {
-    const lower = k.toLowerCase();
-    if (SENSITIVE.has(lower) && !trusted) continue;
-    merged.set(lower, [k, v]);
+  for (const group of groups) {
+    const trusted = group.origin !== null && url.origin === group.origin;
+    for (const [k, v] of group.headers) {
+      const lower = k.toLowerCase();
+      if (lower === PROXY_ONLY || (SENSITIVE.has(lower) && !trusted)) continue;
+      merged.set(lower, [k, v]);
+    }
   }
   return Object.fromEntries(merged.values());
 }
@@ -193,10 +224,9 @@ export function fetchError(what: string, url: string | URL, a: AttemptError, ret
 
 export interface SendInit {
   method: string;
-  headers: ReadonlyArray<readonly [string, string]>;
+  /** See requestHeaders(). */
+  headers: readonly HeaderGroup[];
   body: string | Buffer | undefined;
-  /** Origin allowed to receive Authorization/Cookie. */
-  trustedOrigin: string;
 }
 
 /** Sends the request and follows redirects (at most res.maxRedirects). Throws AttemptError-able errors. */
@@ -207,14 +237,14 @@ export async function sendFollowing(start: URL, init: SendInit, res: Resolved, o
   let headers = init.headers;
   for (let hops = 0; ; hops++) {
     const proxy = selectProxy(url, res.env, res.proxy);
-    const dispatcher = await dispatcherFor({ proxy, ca: res.ca, insecure: res.insecure, connectTimeoutMs: res.connectTimeoutMs });
+    const dispatcher = await dispatcherFor({ proxy, ca: res.ca, insecure: res.insecure, connectTimeoutMs: res.connectTimeoutMs, proxyAuthorization: res.proxyAuthorization });
     const { request: undiciRequest } = await loadUndici();
     let r: Awaited<ReturnType<Awaited<ReturnType<typeof loadUndici>>['request']>>;
     try {
       r = await undiciRequest(url, {
         dispatcher,
         method,
-        headers: headersFor(url, headers, init.trustedOrigin),
+        headers: headersFor(url, headers),
         body: body ?? null,
         signal: op.signal,
         headersTimeout: res.stallTimeoutMs,
@@ -251,7 +281,7 @@ export async function sendFollowing(start: URL, init: SendInit, res: Resolved, o
     if (r.statusCode === 303 ? method !== 'HEAD' : (r.statusCode === 301 || r.statusCode === 302) && method === 'POST') {
       method = 'GET';
       body = undefined;
-      headers = headers.filter(([k]) => !/^content-(type|length|encoding)$/i.test(k));
+      headers = headers.map((g) => ({ ...g, headers: g.headers.filter(([k]) => !/^content-(type|length|encoding)$/i.test(k)) }));
     }
     url = next;
   }

@@ -1,6 +1,8 @@
 /** lib/fetch: HTTP downloads over undici with curl's proxy, flag and retry behaviour. */
-export { CURL_FLAGS_TABLE, mergeCurlSettings, parseCurlFlags, parseCurlWords, splitShellWords } from './curl-flags.js';
-export type { CurlFlag, CurlSettings } from './curl-flags.js';
+export { CURL_FLAGS_TABLE, mergeCurlSettings, parseCurlFlags, parseCurlWords, quoteShellWord, splitSecretCurlOpts, splitShellWords } from './curl-flags.js';
+export type { CurlFlag, CurlSettings, SplitCurlOpts } from './curl-flags.js';
+export { netrcLookup, parseNetrc, readNetrc } from './netrc.js';
+export type { NetrcEntry } from './netrc.js';
 export { closeDispatchers } from './dispatchers.js';
 export { downloadToFile, openDownload, parseContentRange, writeFullyAt } from './download.js';
 export type { DownloadResult, DownloadStream, OpenDownloadOptions } from './download.js';
@@ -8,7 +10,7 @@ export { FetchError, redactText, redactUrl } from './errors.js';
 export type { FetchErrorKind } from './errors.js';
 export { downloadFromHashedMirrors, downloadWithMirrors, hashedMirrorUrls, mirrorsFromEnv } from './mirrors.js';
 export type { MirrorDownloadResult, MirrorOptions } from './mirrors.js';
-export { DEFAULTS, resolveOptions } from './options.js';
+export { DEFAULTS, curlUserOf, resolveOptions } from './options.js';
 export type { FetchOptions } from './options.js';
 export { matchesNoProxy, noProxyFromEnv, parseProxyUrl, selectProxy } from './proxy-env.js';
 export type { ProxyChoice, ProxyKind, ProxyOverride } from './proxy-env.js';

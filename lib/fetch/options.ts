@@ -1,6 +1,7 @@
 /** The caller's options, merged with curl flags and the environment into one resolved set. */
 import { readFileSync } from 'node:fs';
 import { mergeCurlSettings, parseCurlFlags, type CurlSettings } from './curl-flags.js';
+import { readNetrc, type NetrcEntry } from './netrc.js';
 import type { ProxyOverride } from './proxy-env.js';
 
 export interface FetchOptions {
@@ -10,6 +11,14 @@ export interface FetchOptions {
   curlOpts?: string;
   /** Request headers. Authorization and Cookie are sent to the original origin only. */
   headers?: Record<string, string>;
+  /**
+   * The origin that credentials from curl flags (`-u`, `-H` Authorization/Cookie) and the netrc
+   * file may go to: by default the origin of the URL being fetched; null for none (a request
+   * made on the way to something else: a foreign layer URL, a token server, a binary cache).
+   */
+  credentialsFor?: string | null;
+  /** A netrc file (curl --netrc-file): Basic credentials for that origin's host when no others were given. */
+  netrcFile?: string;
   /** Redirects followed per request (default 20). */
   maxRedirects?: number;
   /** Retries after transient failures (default 5, like curl's --retry N). */
@@ -32,8 +41,14 @@ export interface FetchOptions {
 
 export interface Resolved {
   env: NodeJS.ProcessEnv;
-  /** Header names in their given case; sensitive ones are told apart case-insensitively. */
+  /** Headers from curl flags (-H, -u), in their given case; credentials among them go to `credentialsFor` only. */
   headers: Array<[string, string]>;
+  /** The caller's own headers (`headers` option). */
+  callHeaders: Array<[string, string]>;
+  credentialsFor: string | null | undefined;
+  netrc: NetrcEntry[] | undefined;
+  /** A Proxy-Authorization value from -H, for the proxy (never sent to a server). */
+  proxyAuthorization: string | undefined;
   maxRedirects: number;
   retries: number;
   retryBaseMs: number;
@@ -76,9 +91,11 @@ export function resolveOptions(opts: FetchOptions = {}): Resolved {
   const fromOpts = opts.curlOpts ? parseCurlFlags(opts.curlOpts, 'curlOpts') : { headers: [] };
   const curl: CurlSettings = mergeCurlSettings(fromEnv, fromOpts);
 
-  const headers: Array<[string, string]> = [...curl.headers];
+  const isProxyAuth = ([k]: readonly [string, string]): boolean => k.toLowerCase() === 'proxy-authorization';
+  const headers: Array<[string, string]> = curl.headers.filter((h) => !isProxyAuth(h));
   if (curl.user !== undefined) headers.push(['Authorization', `Basic ${Buffer.from(curl.user).toString('base64')}`]);
-  for (const [k, v] of Object.entries(opts.headers ?? {})) headers.push([k, v]);
+  const proxyAuthorization = curl.headers.filter(isProxyAuth).pop()?.[1];
+  const callHeaders = Object.entries(opts.headers ?? {}).filter((h) => !isProxyAuth(h));
 
   const caFile = opts.caFile ?? curl.caFile ?? (env.NIX_SSL_CERT_FILE || undefined) ?? (env.SSL_CERT_FILE || undefined);
   let ca: string | undefined;
@@ -93,11 +110,16 @@ export function resolveOptions(opts: FetchOptions = {}): Resolved {
   const proxy: ProxyOverride = {};
   if (curl.proxy !== undefined) proxy.proxy = curl.proxy;
   if (curl.noProxy !== undefined) proxy.noProxy = curl.noProxy;
+  if (curl.proxyUser !== undefined) proxy.proxyUser = curl.proxyUser;
 
   const total = nonNegative('totalTimeoutMs', opts.totalTimeoutMs) ?? curl.maxTimeMs;
   return {
     env,
     headers,
+    callHeaders,
+    credentialsFor: opts.credentialsFor,
+    netrc: opts.netrcFile === undefined ? undefined : readNetrc(opts.netrcFile),
+    proxyAuthorization,
     maxRedirects: nonNegative('maxRedirects', opts.maxRedirects) ?? DEFAULTS.maxRedirects,
     retries: nonNegative('retries', opts.retries) ?? curl.retries ?? DEFAULTS.retries,
     retryBaseMs: nonNegative('retryBaseMs', opts.retryBaseMs) ?? DEFAULTS.retryBaseMs,
@@ -111,4 +133,12 @@ export function resolveOptions(opts: FetchOptions = {}): Resolved {
     signal: opts.signal,
     onProgress: opts.onProgress,
   };
+}
+
+/** The `user:password` of `-u` in NIX_CURL_FLAGS or curlOpts (the last one), if any. */
+export function curlUserOf(opts: Pick<FetchOptions, 'env' | 'curlOpts'>): string | undefined {
+  const env = opts.env ?? process.env;
+  const fromEnv = env.NIX_CURL_FLAGS ? parseCurlFlags(env.NIX_CURL_FLAGS, 'NIX_CURL_FLAGS') : { headers: [] };
+  const fromOpts = opts.curlOpts ? parseCurlFlags(opts.curlOpts, 'curlOpts') : { headers: [] };
+  return mergeCurlSettings(fromEnv, fromOpts).user;
 }

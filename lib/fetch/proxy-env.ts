@@ -70,6 +70,21 @@ export interface ProxyOverride {
   proxy?: string;
   /** From `--noproxy`: replaces no_proxy. */
   noProxy?: string;
+  /** From `--proxy-user`: `user[:password]` for whichever proxy is chosen (replaces the URL's). */
+  proxyUser?: string;
+}
+
+/** The proxy with `user[:password]` as its credentials. */
+function withProxyUser(choice: ProxyChoice, userPass: string): ProxyChoice {
+  const colon = userPass.indexOf(':');
+  const username = colon < 0 ? userPass : userPass.slice(0, colon);
+  const password = colon < 0 ? '' : userPass.slice(colon + 1);
+  const scheme = choice.href.slice(0, choice.href.indexOf(':'));
+  const host = isIP(choice.host) === 6 ? `[${choice.host}]` : choice.host;
+  const cred = `${encodeURIComponent(username)}${password ? `:${encodeURIComponent(password)}` : ''}@`;
+  const out: ProxyChoice = { kind: choice.kind, host: choice.host, port: choice.port, href: `${scheme}://${cred}${host}:${choice.port}`, username };
+  if (password) out.password = password;
+  return out;
 }
 
 /**
@@ -91,7 +106,8 @@ export function selectProxy(target: URL, env: NodeJS.ProcessEnv, override: Proxy
   const noProxy = override.noProxy ?? noProxyFromEnv(env);
   const port = target.port ? Number(target.port) : scheme === 'https' ? 443 : 80;
   if (matchesNoProxy(target.hostname, port, noProxy)) return null;
-  return parseProxyUrl(setting);
+  const choice = parseProxyUrl(setting);
+  return override.proxyUser === undefined ? choice : withProxyUser(choice, override.proxyUser);
 }
 
 /**

@@ -1,7 +1,7 @@
 /** A single request for API calls: redirects, retries, proxies, credentials handled. */
 import { PassThrough, type Readable } from 'node:stream';
 import { AttemptError, FetchError } from './errors.js';
-import { Operation, RetryBudget, fetchError, parseTarget, sendFollowing } from './http.js';
+import { Operation, RetryBudget, fetchError, parseTarget, requestHeaders, sendFollowing } from './http.js';
 import { resolveOptions, type FetchOptions } from './options.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
 
@@ -26,7 +26,8 @@ export interface HttpResponse {
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
 
 /**
- * Sends one request. Redirects are followed (Authorization/Cookie only to the URL's origin);
+ * Sends one request. Redirects are followed (Authorization/Cookie only to the URL's origin, or
+ * for curl flags' and netrc credentials to opts.credentialsFor);
  * connection errors and 408/429/5xx answers are retried for idempotent methods. Any final
  * status is returned (a 401 is an answer, not an error); after the last retry a 5xx is
  * returned too. Throws a FetchError for network failures, timeouts and protocol errors.
@@ -36,13 +37,13 @@ export async function request(url: string, init: RequestInit = {}, opts: FetchOp
   const what = method;
   const res = resolveOptions(opts);
   const target = parseTarget(url, what);
-  const headers: Array<[string, string]> = [...(target.auth ? [target.auth] : []), ...res.headers, ...Object.entries(init.headers ?? {})];
+  const headers = requestHeaders(target, res, Object.entries(init.headers ?? {}), target.url.origin);
   const op = new Operation(res);
   const budget = new RetryBudget(res, op, (a, n) => fetchError(what, url, a, n));
   const idempotent = IDEMPOTENT.has(method);
   for (;;) {
     try {
-      const ex = await sendFollowing(target.url, { method, headers, body: init.body, trustedOrigin: target.url.origin }, res, op);
+      const ex = await sendFollowing(target.url, { method, headers, body: init.body }, res, op);
       if (idempotent && isRetryableStatus(ex.status) && budget.failures < res.retries) {
         await ex.body.dump().catch(() => undefined);
         const retryAfterMs = parseRetryAfter(ex.headers['retry-after']);

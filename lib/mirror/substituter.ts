@@ -62,7 +62,8 @@ export function binaryCacheSubstituter(cfg: Pick<MirrorConfig, 'substituters' | 
       const hashPart = parseStorePath(storePath, ctx.store.storeDir).hashPart;
       for (const spec of cfg.substituters) {
         try {
-          const cache = openCache(spec, { env: ctx.env, ...LOOKUP, ...fetch });
+          // The builder's curl flags hold credentials for the recipe's own origin, not the cache's.
+          const cache = openCache(spec, { env: ctx.env, ...LOOKUP, credentialsFor: null, ...fetch });
           await checkCacheStoreDir(cache, ctx.store.storeDir);
           const ni = await readNarInfo(cache, hashPart, ctx.store.storeDir);
           if (!ni) continue;

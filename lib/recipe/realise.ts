@@ -8,6 +8,17 @@ import { BuildFailedError, HashMismatchError } from './errors.js';
 import { SILENT_PROGRESS, type ProgressSink } from './progress.js';
 import { declaredHash, outputPath, recipeFileName, serializeRecipe, type Json, type Recipe } from './recipe.js';
 
+/**
+ * Credentials a builder may use, given by the caller at build time like the impure variables'
+ * values: never part of a recipe, so never in the store, an export or a served narinfo.
+ */
+export interface BuildSecrets {
+  /** Curl flags that carry credentials (see lib/fetch splitSecretCurlOpts), applied after the recipe's. */
+  curlOpts?: string;
+  /** A netrc file (curl --netrc-file, Nix's netrc-file): credentials for the host fetched from. */
+  netrcFile?: string;
+}
+
 /** What a builder gets: its recipe, a path to create, a private directory, a clean environment. */
 export interface BuildContext {
   recipe: Recipe;
@@ -17,6 +28,7 @@ export interface BuildContext {
   tmp: string;
   /** Only the recipe's env plus its impureEnvVars taken from the caller. */
   env: NodeJS.ProcessEnv;
+  secrets: BuildSecrets;
   store: LocalStore;
   log: (line: string) => void;
   progress: ProgressSink;
@@ -62,6 +74,8 @@ export interface RealiseOptions {
   substituters?: readonly Substituter[];
   /** The caller's environment, from which impureEnvVars are taken (default process.env). */
   callerEnv?: NodeJS.ProcessEnv;
+  /** Credentials for the builder, never stored (see BuildSecrets). */
+  secrets?: BuildSecrets;
   keepFailed?: boolean;
   log?: (line: string) => void;
   progress?: ProgressSink;
@@ -181,7 +195,7 @@ async function runBuilder(store: LocalStore, recipe: Recipe, env: NodeJS.Process
   const out = join(dir, 'out');
   const scratch = join(dir, 'tmp');
   mkdirSync(scratch, { mode: 0o700 });
-  const ctx: BuildContext = { recipe, out, tmp: scratch, env, store, log: opts.log ?? (() => undefined), progress: opts.progress ?? SILENT_PROGRESS };
+  const ctx: BuildContext = { recipe, out, tmp: scratch, env, secrets: opts.secrets ?? {}, store, log: opts.log ?? (() => undefined), progress: opts.progress ?? SILENT_PROGRESS };
   if (opts.signal) ctx.signal = opts.signal;
   let outcome: BuildOutcome;
   try {

@@ -196,6 +196,14 @@ export class Authenticator {
     return JSON.stringify([ch.params.realm ?? '', ch.params.service ?? '', this.scopesFor(scope)]);
   }
 
+  /**
+   * The token server is another origin than the registry: the curl flags' credentials (meant
+   * for the registry) stay away from it; it gets the registry's credentials as Basic only.
+   */
+  private tokenFetch(): FetchOptions {
+    return { ...this.opts.fetch, credentialsFor: null };
+  }
+
   private async fetchToken(ch: Challenge, scopes: string[], creds: Credentials | undefined): Promise<CachedToken> {
     const realm = ch.params.realm;
     if (!realm) throw new RegistryError(`registry ${this.opts.registry}: Bearer challenge without a realm`, 'TOKEN');
@@ -219,7 +227,7 @@ export class Authenticator {
         const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'fetch-image', access_type: 'offline' });
         if (service) form.set('service', service);
         form.set('scope', scopes.join(' '));
-        const r = await request(url.href, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: form.toString() }, this.opts.fetch);
+        const r = await request(url.href, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: form.toString() }, this.tokenFetch());
         status = r.status;
         body = await readCapped(r.body, 1 << 20, `token from ${shown}`);
       } else {
@@ -230,7 +238,7 @@ export class Authenticator {
           url.searchParams.set('account', creds.username);
           headers.Authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
         }
-        const r = await request(url.href, { headers }, this.opts.fetch);
+        const r = await request(url.href, { headers }, this.tokenFetch());
         status = r.status;
         body = await readCapped(r.body, 1 << 20, `token from ${shown}`);
       }

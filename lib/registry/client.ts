@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { FetchError, openDownload, request, writeFullyAt, type DownloadStream, type FetchOptions, type HttpResponse } from '../fetch/index.js';
+import { FetchError, curlUserOf, openDownload, request, writeFullyAt, type DownloadStream, type FetchOptions, type HttpResponse } from '../fetch/index.js';
 import { isHashAlgo } from '../hash/index.js';
 import { Authenticator, readCapped } from './auth.js';
 import { DEFAULT_CREDENTIALS_HINT, findCredentials, type CredentialOptions, type Credentials } from './credentials.js';
@@ -68,12 +68,18 @@ export interface ResolvedImage {
 export interface BlobDescriptor {
   digest: string;
   size?: number | undefined;
-  /** Foreign-layer URLs; tried (without credentials) before the registry, as containers/image does. */
+  /** Foreign-layer URLs; tried (without any credentials) before the registry, as containers/image does. */
   urls?: readonly string[] | undefined;
 }
 
 export interface BlobOptions {
   onProgress?: (received: number, total: number | undefined) => void;
+}
+
+/** `-u` from the curl flags, as registry credentials (so that token and Basic auth use them too). */
+function curlUser(fetchOpts: FetchOptions): { curlUser?: string } {
+  const user = curlUserOf(fetchOpts);
+  return user === undefined ? {} : { curlUser: user };
 }
 
 /** Index nesting we follow before calling it a loop. */
@@ -106,7 +112,7 @@ export class RegistryClient {
     this.credentialsHint = opts.credentialsHint ?? DEFAULT_CREDENTIALS_HINT;
     this.auth = new Authenticator({
       registry: this.ref.domain,
-      credentials: given === null ? async () => undefined : given !== undefined ? async () => given : () => findCredentials(this.ref, opts),
+      credentials: given === null ? async () => undefined : given !== undefined ? async () => given : () => findCredentials(this.ref, { ...opts, ...curlUser(this.fetchOpts) }),
       fetch: this.fetchOpts,
       credentialsHint: this.credentialsHint,
       ...(opts.now ? { now: opts.now } : {}),
@@ -323,7 +329,8 @@ export class RegistryClient {
     const common = { ...this.fetchOpts, algo, ...(restart ? { onRestart: restart } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) };
     for (const u of desc.urls ?? []) {
       try {
-        return await openDownload(u, common);
+        // A manifest names these hosts, not the user: no credentials of theirs go there.
+        return await openDownload(u, { ...common, credentialsFor: null });
       } catch {
         // containers/image falls back to the registry when every foreign URL fails.
       }

@@ -2,13 +2,15 @@
  * Registry credentials, found where skopeo and docker look for them.
  *
  * Lookup order (first hit wins; a file that does not exist is skipped):
- *   1. `creds` given by the caller (`--creds user:pass`) or `registryToken` (a bearer token).
+ *   1. `creds` given by the caller (`--creds user:pass`) or `registryToken` (a bearer token),
+ *      then `curlUser` (`-u user:pass` in the curl flags).
  *   2. `authFile` given by the caller, else `$REGISTRY_AUTH_FILE`, else
  *      `$XDG_RUNTIME_DIR/containers/auth.json` (`/run/containers/<uid>/auth.json` when unset)
  *      — containers/image's "path to auth", exactly one of these three.
  *   3. `$XDG_CONFIG_HOME/containers/auth.json` (default `~/.config/containers/auth.json`).
  *   4. `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
  *   5. `~/.dockercfg` (the legacy format: the `auths` map at top level).
+ *   6. `netrcFile`: its entry for the registry's API host or name (without port), else `default`.
  * Within one file, as docker does: `credHelpers[<registry>]` → that helper; then `auths` keys,
  * most specific first (`host/ns/repo`, `host/ns`, `host`, then keys written as URLs such as
  * `https://index.docker.io/v1/`); then `credsStore` → that helper for everything.
@@ -21,6 +23,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { netrcLookup, readNetrc } from '../fetch/index.js';
 import { DEFAULT_DOMAIN, DOCKER_HUB_CREDENTIALS_KEY, type ImageReference } from './reference.js';
 
 export interface Credentials {
@@ -52,6 +55,10 @@ export interface CredentialOptions {
   credentialsHint?: string;
   /** Seconds a credential helper may run (default 30). */
   helperTimeoutMs?: number;
+  /** `user:password` from curl's `-u` (curl flags), used like `creds` after it. */
+  curlUser?: string;
+  /** A netrc file, asked last (its entries for the registry host only). */
+  netrcFile?: string;
 }
 
 /** Splits `user:password` at the first ':' as skopeo does. */
@@ -227,6 +234,7 @@ export async function findCredentials(ref: ImageReference, opts: CredentialOptio
     return { username: '', password: '', registryToken: opts.registryToken, source: 'registry token option' };
   }
   if (opts.creds !== undefined) return { ...parseCreds(opts.creds), source: '--creds' };
+  if (opts.curlUser !== undefined) return { ...parseCreds(opts.curlUser), source: "curl option '-u'" };
   const env = opts.env ?? process.env;
   const timeoutMs = opts.helperTimeoutMs ?? 30_000;
   const seen = new Set<string>();
@@ -236,5 +244,17 @@ export async function findCredentials(ref: ImageReference, opts: CredentialOptio
     const c = await fromFile(path, legacy, ref, env, timeoutMs);
     if (c) return c;
   }
-  return undefined;
+  return opts.netrcFile === undefined ? undefined : fromNetrc(opts.netrcFile, ref);
+}
+
+/** The netrc entry for the host pulled from (API host first: docker.io is registry-1.docker.io). */
+function fromNetrc(file: string, ref: ImageReference): Credentials | undefined {
+  const entries = readNetrc(file);
+  const hostOf = (authority: string): string => new URL(`http://${authority}`).hostname;
+  for (const host of new Set([hostOf(ref.apiHost), hostOf(ref.domain)])) {
+    const own = entries.find((e) => e.machine === host);
+    if (own) return own.login !== '' || own.password !== '' ? { username: own.login, password: own.password, source: `netrc file ${file} machine ${host}` } : undefined;
+  }
+  const fallback = netrcLookup(entries, hostOf(ref.apiHost));
+  return fallback ? { username: fallback.login, password: fallback.password, source: `netrc file ${file} default` } : undefined;
 }
