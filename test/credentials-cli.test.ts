@@ -27,9 +27,11 @@ const fi = (store: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise
 
 /** A server on 127.0.0.2 (another origin than 127.0.0.1) that records every header it receives. */
 async function otherHost(body: Buffer): Promise<TestServer> {
-  return startServer((_req, res) => {
-    res.writeHead(200, { 'content-length': String(body.length) });
-    res.end(body);
+  return startServer((req, res) => {
+    // Asked as a binary cache, it has nothing.
+    const cacheFile = /(\.narinfo|nix-cache-info)$/.test(req.url ?? '');
+    res.writeHead(cacheFile ? 404 : 200, { 'content-length': String(cacheFile ? 0 : body.length) });
+    res.end(cacheFile ? undefined : body);
   }, { host: '127.0.0.2' });
 }
 
@@ -37,7 +39,7 @@ function credentialHeaders(h: IncomingHttpHeaders): string[] {
   return CRED_HEADERS.filter((k) => h[k] !== undefined).map((k) => `${k}: ${String(h[k])}`);
 }
 
-test('url: curl-flag and netrc credentials reach the origin only, never the host it redirects to', async () => {
+test('url: curl-flag and netrc credentials reach the origin only, never the host it redirects to nor a binary cache', async () => {
   const t = tempDir();
   const body = Buffer.from('redirected payload\n');
   const other = await otherHost(body);
@@ -58,12 +60,13 @@ test('url: curl-flag and netrc credentials reach the origin only, never the host
       const store = join(t.path, `s${i}`);
       const seenAtOrigin = origin.requests.length;
       const seenAtOther = other.requests.length;
-      const r = await fi(store, ['url', origin.url(`/${i}`), '--sha256', Hash.of('sha256', body).sri, ...form.args], form.env);
+      const r = await fi(store, ['url', origin.url(`/${i}`), '--sha256', Hash.of('sha256', body).sri, '--substituter', other.origin, ...form.args], form.env);
       assert.is(r.code, 0, `${form.what}: ${r.stderr}`);
       const atOrigin = origin.requests.slice(seenAtOrigin).flatMap((q) => credentialHeaders(q.headers));
       assert.ok(atOrigin.length > 0 && atOrigin.every((h) => form.atOrigin.test(h)), `${form.what}: the origin got its credentials: ${atOrigin.join('; ')}`);
       const atOther = other.requests.slice(seenAtOther);
-      assert.ok(atOther.length > 0, `${form.what}: the redirect was followed`);
+      assert.ok(atOther.some((q) => q.url.startsWith('/file/')), `${form.what}: the redirect was followed`);
+      assert.ok(atOther.some((q) => q.url.endsWith('.narinfo')), `${form.what}: the binary cache was asked first`);
       assert.equal(atOther.flatMap((q) => credentialHeaders(q.headers)), [], `${form.what}: nothing reached the other host`);
     }
 
@@ -202,6 +205,7 @@ test('secrets never enter the store, an export, a bundle, mirror serve, or any o
       { what: 'url NETRC', args: ['--json', 'url', '--name', 'by-env', origin.url('/n')], env: { NETRC: join(t.path, 'netrc') }, code: 0 },
       { what: 'url -u, hash mismatch', args: ['url', origin.url('/u'), '--sha256', pinOf('/other'), `--curl-opts=-u alice:${secrets.user}`], code: 102 },
       { what: 'url -u, refused', args: ['--json', 'url', origin.url('/u'), '--name', 'refused', `--curl-opts=-u alice:${secrets.wrong}`], code: 1 },
+      { what: 'url, netrc file missing', args: ['url', origin.url('/n'), '--netrc-file', join(t.path, 'no-such-netrc')], code: 2 },
       { what: 'url --user=…', args: ['url', origin.url('/u'), `--curl-opts=--user=alice:${secrets.user}`], code: 2 },
       { what: 'URL with credentials', args: ['url', `http://alice:${secrets.user}@127.0.0.1:${origin.port}/u`], code: 2 },
       { what: 'pull --creds, prefetch --json', args: ['--json', `${reg.host}/team/foreign:v1`, '--tls-verify=false', '--creds', `dave:${secrets.registry}`], code: 0 },

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  CURL_FLAGS_TABLE, matchesNoProxy, parseCurlFlags, parseProxyUrl, parseRetryAfter, redactText, redactUrl,
-  resolveOptions, retryDelayMs, selectProxy, splitShellWords,
+  CURL_FLAGS_TABLE, matchesNoProxy, netrcLookup, parseCurlFlags, parseNetrc, parseProxyUrl, parseRetryAfter, quoteShellWord, redactText, redactUrl,
+  resolveOptions, retryDelayMs, selectProxy, splitSecretCurlOpts, splitShellWords,
 } from '../lib/fetch/index.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -40,7 +40,7 @@ test('every supported curl flag parses', () => {
   assert.is(g.proxy, '');
   // The table names each flag the parser accepts.
   const longs = CURL_FLAGS_TABLE.map((f) => f.long).sort();
-  assert.equal(longs, ['--cacert', '--connect-timeout', '--continue-at', '--header', '--insecure', '--location', '--max-time', '--noproxy', '--proxy', '--retry', '--user']);
+  assert.equal(longs, ['--cacert', '--connect-timeout', '--continue-at', '--header', '--insecure', '--location', '--max-time', '--noproxy', '--proxy', '--proxy-user', '--retry', '--user']);
   for (const f of CURL_FLAGS_TABLE) assert.ok(f.effect.length > 10, f.long);
 });
 
@@ -48,7 +48,7 @@ test('unsupported curl flags are refused by name', () => {
   assert.throws(() => parseCurlFlags('--foo', 'NIX_CURL_FLAGS'), (e: Error) => e.message === `unsupported curl option '--foo' in NIX_CURL_FLAGS`);
   assert.throws(() => parseCurlFlags('-k --proxy-insecure', 'curlOpts'), (e: Error) => e.message === `unsupported curl option '--proxy-insecure' in curlOpts`);
   assert.throws(() => parseCurlFlags('-ks', 'NIX_CURL_FLAGS'), (e: Error) => e.message === `unsupported curl option '-s' in NIX_CURL_FLAGS`);
-  assert.throws(() => parseCurlFlags('--retry=3', 'NIX_CURL_FLAGS'), (e: Error) => e.message === `unsupported curl option '--retry=3' in NIX_CURL_FLAGS`);
+  assert.throws(() => parseCurlFlags('--retry=3', 'NIX_CURL_FLAGS'), (e: Error) => e.message === `unsupported curl option '--retry=…' in NIX_CURL_FLAGS`);
   assert.throws(() => parseCurlFlags('-C 100', 'NIX_CURL_FLAGS'), /^unsupported curl option '-C 100' in NIX_CURL_FLAGS: only '-C -'/);
   assert.throws(() => parseCurlFlags('--retry many'), /invalid value 'many' for curl option '--retry'/);
   assert.throws(() => parseCurlFlags('--max-time'), /curl option '--max-time' in curl flags needs an argument/);
@@ -178,6 +178,56 @@ test('credentials are redacted from URLs and text', () => {
   assert.is(redactUrl('http://host/plain'), 'http://host/plain');
   const t = redactText('Authorization: Basic YWxpY2U6czNjcmV0 via http://bob:pw@proxy:1 Bearer abcdefghijklmnop');
   assert.not.match(t, /YWxpY2U6czNjcmV0|bob|pw@|abcdefghijklmnop/);
+});
+
+test('credentials split off curl flags: the stored part as given when there are none, both parts parse back to the whole', () => {
+  const plain = `-k  --retry 3 -H 'X-A: 1' -x http://proxy:3128`;
+  assert.equal(splitSecretCurlOpts(plain), { stored: plain, secret: '' }, 'byte-identical without credentials');
+  const text = `-kL -u alice:s3cret --retry 2 -H 'Authorization: Bearer t0k' -H "cookie: a=b" -HProxy-Authorization:\\ Basic\\ eA== -H 'X-Keep: it is' -U bob:pw -x http://carol:p%40ss@proxy:3128 --user=x`;
+  assert.throws(() => splitSecretCurlOpts(text, '--curl-opts'), (e: Error) => e.message === `unsupported curl option '--user=…' in --curl-opts`, 'a refused --user=… does not echo its value');
+  const given = text.replace(' --user=x', '');
+  const { stored, secret } = splitSecretCurlOpts(given);
+  assert.is(stored, `-k -L --retry 2 -H 'X-Keep: it is' -x http://proxy:3128`);
+  assert.not.match(stored, /s3cret|t0k|a=b|eA==|pw|p%40ss|carol/);
+  const whole = parseCurlFlags(given);
+  const split = parseCurlFlags(`${stored} ${secret}`);
+  assert.equal({ ...split, headers: [...split.headers].sort() }, { ...whole, proxy: 'http://proxy:3128', proxyUser: 'carol:p@ss', headers: [...whole.headers].sort() });
+  // Only the -x that stays in effect keeps its credentials.
+  assert.equal(splitSecretCurlOpts('-x http://a:1@p1:1 -x http://p2:2'), { stored: '-x http://p1:1 -x http://p2:2', secret: '' });
+  assert.is(quoteShellWord(`it's`), `'it'\\''s'`);
+  assert.equal(splitShellWords(quoteShellWord(`it's "x" $y`)), [`it's "x" $y`]);
+  assert.is(quoteShellWord(''), "''");
+});
+
+test('proxy credentials: --proxy-user and -H Proxy-Authorization are for the proxy, never a server header', () => {
+  const r = resolveOptions({ env: {}, curlOpts: `-x socks5://p:1080 --proxy-user 'u s:p@w' -H 'Proxy-Authorization: Basic eA==' -H 'X-A: 1'` });
+  assert.equal(r.headers, [['X-A', '1']]);
+  assert.is(r.proxyAuthorization, 'Basic eA==');
+  const chosen = selectProxy(new URL('http://example.org/'), {}, r.proxy);
+  assert.equal([chosen?.username, chosen?.password, chosen?.href], ['u s', 'p@w', 'socks5://u%20s:p%40w@p:1080']);
+  const envProxy = selectProxy(new URL('https://example.org/'), { https_proxy: 'http://old:x@q:3128' }, { proxyUser: 'new' });
+  assert.equal([envProxy?.username, envProxy?.password], ['new', undefined]);
+});
+
+test('netrc: machine, default, quoted values, macdef and comments; errors name the line, never a token', () => {
+  const entries = parseNetrc([
+    '# a comment with password inside',
+    'machine Example.ORG login alice password "s3 \\"cret"',
+    'macdef init',
+    'cd /pub',
+    'machine ignored',
+    '',
+    'machine other.example login bob',
+    'password pw2 account acc',
+    'default login anon password anon@',
+  ].join('\n'), 'test');
+  assert.equal(netrcLookup(entries, 'example.org'), { machine: 'example.org', login: 'alice', password: 's3 "cret' });
+  assert.equal(netrcLookup(entries, 'other.example'), { machine: 'other.example', login: 'bob', password: 'pw2' });
+  assert.equal(netrcLookup(entries, 'elsewhere'), { machine: null, login: 'anon', password: 'anon@' });
+  assert.is(entries.some((e) => e.machine === 'ignored'), false, 'a macdef body is not parsed');
+  assert.is(netrcLookup(parseNetrc('machine a login x password y', 'f'), 'b'), undefined);
+  assert.throws(() => parseNetrc('machine a\nlogin x passwd secret-value', '/etc/n'), (e: Error) => e.message === 'netrc file /etc/n: line 2: expected machine, default, login, password, account or macdef');
+  assert.throws(() => parseNetrc('password orphan', 'f'), /line 1: 'password' before any 'machine'/);
 });
 
 test.run();

@@ -194,7 +194,7 @@ function scanCurlWords(words: readonly string[], source: string): GivenFlag[] {
     if (word.startsWith('--')) {
       const def = BY_LONG.get(word);
       // Only the name is shown: `--user=alice:pw` must not print the password.
-      if (!def) throw new Error(`unsupported curl option '${word.split('=')[0]}' in ${source}`);
+      if (!def) throw new Error(`unsupported curl option '${word.includes('=') ? `${word.slice(0, word.indexOf('='))}=…` : word}' in ${source}`);
       let value = '';
       if (def.arg) {
         if (i + 1 >= words.length) throw new Error(`curl option '${word}' in ${source} needs an argument`);

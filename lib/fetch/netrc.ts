@@ -50,10 +50,12 @@ function tokenize(text: string): Token[] {
       while (i < text.length && !' \t\r\n'.includes(text[i]!)) word += text[i++];
       tokens.push({ text: word, line });
       if (word === 'macdef') {
-        // The macro's body runs to the first empty line.
-        const end = text.indexOf('\n\n', i);
-        for (const ch of text.slice(i, end < 0 ? text.length : end)) if (ch === '\n') line++;
-        i = end < 0 ? text.length : end;
+        // Its name is the rest of the line; the macro's body runs to the first empty line.
+        const eol = text.indexOf('\n', i) < 0 ? text.length : text.indexOf('\n', i);
+        tokens.push({ text: text.slice(i, eol).trim(), line });
+        const end = text.indexOf('\n\n', eol) < 0 ? text.length : text.indexOf('\n\n', eol);
+        for (const ch of text.slice(eol, end)) if (ch === '\n') line++;
+        i = end;
       }
     }
   }
