@@ -208,6 +208,14 @@ test('Bearer through the token server: cached per scope, renewed on expiry and a
     assert.is((await oauth.resolve({ arch: 'amd64' })).manifestDigest, multi.images[0]!.digest);
     assert.is(ts.requests.at(-1)!.method, 'POST');
 
+    // curl's -u is the registry's credentials: the token server gets them as Basic, and nothing
+    // else the curl flags carry (a cookie meant for the registry).
+    const seen = ts.requests.length;
+    const viaCurl = new RegistryClient(ref, { tlsVerify: false, fetch: { ...FAST, curlOpts: `-u alice:${SECRET} -H 'Cookie: registry-only=1'` } });
+    assert.is((await viaCurl.resolve({ arch: 'amd64' })).manifestDigest, multi.images[0]!.digest);
+    const curlAsked = ts.requests.slice(seen);
+    assert.ok(curlAsked.length >= 1 && curlAsked.every((q) => q.user === 'alice' && !q.sentCookie), 'token requests carry -u as Basic and no cookie');
+
     // Refusals: wrong password (the token server), anonymous (the registry); no secret shown.
     noSecret(await rejects(() => new RegistryClient(ref, { tlsVerify: false, fetch: FAST, creds: `alice:x${SECRET}` }).resolve(),
       new RegExp(`^token server ${ts.realm.replace(/[.]/g, '\\.')} answered HTTP 401: the credentials from --creds were refused \\(UNAUTHORIZED: invalid username or password\\)$`)));

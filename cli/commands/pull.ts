@@ -82,6 +82,7 @@ const pullOptions = (y: Argv<GlobalArgs>) =>
     .example('$0 ubuntu:22.04 --nix', 'the pin as a pullImage expression')
     .example('$0 ubuntu@sha256:… --sha256 1ab…', 'verify against a pin; no network at all if already in the store')
     .example('$0 pull --arch arm64 --variant v8 myregistry:5000/app:1.2', 'another platform, from a private registry')
+    .example('$0 registry.example/team/app:1.2 --netrc-file ./netrc', 'registry credentials from a netrc file (never stored, sent to that registry only)')
     .example('$0 pull --registry-version v1 --index-url https://old-registry.example oldteam/app:2016', 'a legacy v1 pull, as pull.nix') as unknown as Argv<PullArgs>; // yargs' inferred kebab/camel keys
 
 async function pullHandler(a: PullArgs): Promise<void> {

@@ -50,6 +50,8 @@ export interface TokenRequest {
   user: string | undefined;
   /** Whether an Authorization header was present (its value is never recorded). */
   sentCredentials: boolean;
+  /** Whether a Cookie header was present (its value is never recorded). */
+  sentCookie: boolean;
   /** What the issued token grants (empty when refused). */
   granted: Access[];
   status: number;
@@ -200,7 +202,7 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname !== '/token') return json(res, 404, { errors: [{ code: 'NOT_FOUND', message: 'no such endpoint' }] });
-    const record: TokenRequest = { method: req.method ?? 'GET', scopes: [], service: undefined, user: undefined, sentCredentials: req.headers.authorization !== undefined, granted: [], status: 200 };
+    const record: TokenRequest = { method: req.method ?? 'GET', scopes: [], service: undefined, user: undefined, sentCredentials: req.headers.authorization !== undefined, sentCookie: req.headers.cookie !== undefined, granted: [], status: 200 };
     requests.push(record);
     let user: string | undefined;
     if (req.method === 'POST') {
