@@ -2,7 +2,7 @@
 // recursive fixed output whose hash and store path real Nix agrees with.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalStore } from '../lib/store/index.js';
 import { buildV1Image, noise, startV1Registry } from '../store-fixtures/v1-registry/index.js';
@@ -96,6 +96,29 @@ test('v1 failures: unknown tag, missing token, broken ancestry — one line, sto
   } finally {
     await reg.close();
     await noToken.close();
+    t.remove();
+  }
+});
+
+test('v1: the index\'s Basic credentials from a netrc file, sent to the index only, stored nowhere', async () => {
+  const t = tempDir();
+  const secret = 'v1-netrc-secret-81';
+  const reg = await startV1Registry({ images: [IMAGE], credentials: { username: 'ana', password: secret } });
+  try {
+    const store = join(t.path, 's');
+    const args = ['team/legacy:2016', '--registry-version', 'v1', '--index-url', reg.indexUrl];
+    const refused = await fi(store, args);
+    assert.is(refused.code, 1, 'the index wants credentials');
+    writeFileSync(join(t.path, 'netrc'), `machine 127.0.0.1 login ana password ${secret}\n`);
+    const r = await fi(store, [...args, '--netrc-file', join(t.path, 'netrc')]);
+    assert.is(r.code, 0, r.stderr);
+    const basic = reg.log.filter((l) => (l.headers.authorization ?? '').startsWith('Basic '));
+    assert.ok(basic.length > 0 && basic.every((l) => l.role === 'index'), 'Basic went to the index only');
+    const recipes = new LocalStore({ root: store }).list().filter((i) => i.path.endsWith('.recipe.json'));
+    assert.is(recipes.length, 1);
+    assert.not.match(r.stdout.toString() + r.stderr, secret);
+  } finally {
+    await reg.close();
     t.remove();
   }
 });

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Hash } from '../hash/index.js';
-import { makeRecipe, type Builder, type Recipe } from '../recipe/index.js';
+import { netrcLookup, readNetrc } from '../fetch/index.js';
+import { makeRecipe, type BuildSecrets, type Builder, type Recipe } from '../recipe/index.js';
 import { DOCKER_HUB_V1_INDEX, checkV1ImageId, pullV1, writeV1Tarball } from '../registry/index.js';
 import { sanitizeStoreName } from '../store/index.js';
 import { IMAGE_IMPURE_ENV_VARS } from './fetch-image.js';
@@ -36,9 +37,13 @@ export function pullV1Recipe(spec: PullV1Spec): Recipe {
   return makeRecipe(spec.hash ? { ...base, outputHash: { algo: spec.hash.algo, mode: 'recursive', hash: spec.hash.sri } } : base);
 }
 
-function credentialsFrom(env: NodeJS.ProcessEnv): { username: string; password: string } | undefined {
+/** --creds, else the netrc file's entry for the index host (the v1 index is where Basic goes). */
+function credentialsFrom(env: NodeJS.ProcessEnv, secrets: BuildSecrets, indexUrl: string): { username: string; password: string } | undefined {
   const creds = env.FETCH_IMAGE_CREDS;
-  if (!creds) return undefined;
+  if (!creds) {
+    const entry = secrets.netrcFile === undefined ? undefined : netrcLookup(readNetrc(secrets.netrcFile), new URL(indexUrl).hostname);
+    return entry && { username: entry.login, password: entry.password };
+  }
   const colon = creds.indexOf(':');
   if (colon < 0) throw new Error('--creds must be user:password');
   return { username: creds.slice(0, colon), password: creds.slice(colon + 1) };
@@ -46,7 +51,7 @@ function credentialsFrom(env: NodeJS.ProcessEnv): { username: string; password: 
 
 export const fetchImageV1Builder: Builder = async (ctx) => {
   const a = ctx.recipe.args as { imageName: string; imageTag: string; imageId: string | null; indexUrl: string; registryUrl: string | null };
-  const credentials = credentialsFrom(ctx.env);
+  const credentials = credentialsFrom(ctx.env, ctx.secrets, a.indexUrl);
   const r = await pullV1({
     name: a.imageName,
     tag: a.imageTag,
