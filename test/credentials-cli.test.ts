@@ -9,7 +9,10 @@ import { lstatSync, readFileSync, readdirSync, readlinkSync, writeFileSync } fro
 import type { IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { Hash } from '../lib/hash/index.js';
-import { LocalStore } from '../lib/store/index.js';
+import { fetchUrlRecipe } from '../lib/builders/fetch-url.js';
+import { splitSecretCurlOpts } from '../lib/fetch/index.js';
+import { recipeFileName, serializeRecipe } from '../lib/recipe/index.js';
+import { LocalStore, makeTextPath } from '../lib/store/index.js';
 import { startBadRegistry, startBlobHost, type BadRegistry } from '../store-fixtures/bad-registry/index.js';
 import { startServer, type TestServer } from './helpers/http-servers.js';
 import { layerTar } from './helpers/layer-tar.js';
@@ -24,6 +27,17 @@ const CRED_HEADERS = ['authorization', 'cookie', 'proxy-authorization'] as const
 
 const fi = (store: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> =>
   run('node', [CLI_PATH, '--store', store, ...args], { env: { PATH: process.env.PATH, HOME: '/nonexistent', ...env } });
+
+test('a fetch without credentials keeps the recipe path it had; one with them cannot be made into a recipe', () => {
+  const curlOpts = "-k  -H 'X-A: 1' -x http://proxy:3128";
+  const spec = { url: 'https://example.org/f.tar.gz', curlOpts: splitSecretCurlOpts(curlOpts).stored, hash: Hash.of('sha256', 'x') };
+  const recipe = fetchUrlRecipe(spec);
+  // Computed by the code before credentials were split off (main at ee3ba23).
+  assert.is(makeTextPath(recipeFileName(recipe), serializeRecipe(recipe), []), '/nix/store/rfdq5rf9l1s8h91z15pg3v855fzwwynb-f.tar.gz.recipe.json');
+  for (const secret of ['-u a:b', "-H 'cookie: x=1'", '-x http://u:p@proxy:1 --retry 1', '-U u:p']) {
+    assert.throws(() => fetchUrlRecipe({ ...spec, curlOpts: secret }), /curlOpts with credentials would be stored in the recipe/, secret);
+  }
+});
 
 /** A server on 127.0.0.2 (another origin than 127.0.0.1) that records every header it receives. */
 async function otherHost(body: Buffer): Promise<TestServer> {

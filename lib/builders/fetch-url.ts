@@ -40,7 +40,7 @@ export function fetchUrlRecipe(spec: FetchUrlSpec): Recipe {
   if (url.username || url.password) {
     throw new Error(`credentials in the URL ${redactUrl(spec.url)} would be stored in the recipe, a world-readable store path: give them with --curl-opts '-u USER:PASSWORD' or a netrc file (--netrc-file, NETRC, ~/.netrc), which are never stored`);
   }
-  if (spec.curlOpts && splitSecretCurlOpts(spec.curlOpts, 'curlOpts').secret !== '') {
+  if (spec.curlOpts && splitSecretCurlOpts(spec.curlOpts, 'curlOpts').stored !== spec.curlOpts) {
     throw new Error('curlOpts with credentials would be stored in the recipe: split them off with splitSecretCurlOpts and give them as the build\'s secrets');
   }
   const base = {
