@@ -54,6 +54,7 @@ test('unsupported curl flags are refused by name', () => {
   assert.throws(() => parseCurlFlags('--max-time'), /curl option '--max-time' in curl flags needs an argument/);
   assert.throws(() => parseCurlFlags('-u alice'), /needs USER:PASSWORD/);
   assert.throws(() => parseCurlFlags(`-H 'NoColon'`), /invalid header/);
+  assert.throws(() => parseCurlFlags(`-H 'Authorization: Bearer' t0ken-value`, '--curl-opts'), (e: Error) => e.message === `unexpected argument after curl option '-H' in --curl-opts: only options are allowed (quote a value that has spaces)`);
   assert.throws(() => parseCurlFlags('http://u:pw@host/x'), (e: Error) => e.message === `unexpected argument 'http://***@host/x' in curl flags: only options are allowed`);
 });
 

@@ -186,6 +186,18 @@ for (const def of FLAGS) {
   if (def.short) BY_SHORT.set(def.short[1]!, def);
 }
 
+/** Header names that carry credentials (compared in lower case). */
+export const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'cookie', 'proxy-authorization']);
+
+function headerName(g: GivenFlag): string {
+  return g.def.id === 'header' ? g.value.slice(0, Math.max(0, g.value.indexOf(':'))).trim().toLowerCase() : '';
+}
+
+/** `-u`, `-U`, a credential header, or a proxy URL (which may hold a password). */
+function carriesCredentials(g: GivenFlag): boolean {
+  return g.def.id === 'user' || g.def.id === 'proxy-user' || g.def.id === 'proxy' || CREDENTIAL_HEADERS.has(headerName(g));
+}
+
 /** Splits words into flags and their arguments, refusing anything not in the table. */
 function scanCurlWords(words: readonly string[], source: string): GivenFlag[] {
   const out: GivenFlag[] = [];
@@ -221,6 +233,11 @@ function scanCurlWords(words: readonly string[], source: string): GivenFlag[] {
         break;
       }
     } else {
+      // After a credential, a stray word is most likely the rest of it (an unquoted value).
+      const last = out[out.length - 1];
+      if (last && carriesCredentials(last)) {
+        throw new Error(`unexpected argument after curl option '${last.flag}' in ${source}: only options are allowed (quote a value that has spaces)`);
+      }
       const shown = word.replace(/\/\/[^/@\s]*@/, '//***@');
       throw new Error(`unexpected argument '${shown}' in ${source}: only options are allowed`);
     }
@@ -234,8 +251,6 @@ export function parseCurlWords(words: readonly string[], source = 'curl flags'):
   return settings;
 }
 
-/** Header names that carry credentials (compared in lower case). */
-export const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'cookie', 'proxy-authorization']);
 
 /** A word as a POSIX shell reads it back with splitShellWords (quoted only when it must be). */
 export function quoteShellWord(word: string): string {
@@ -283,8 +298,7 @@ export function splitSecretCurlOpts(text: string, source = 'curl flags'): SplitC
   const render = (g: GivenFlag, value = g.value): string[] => (g.def.arg ? [g.flag, quoteShellWord(value)] : [g.flag]);
   given.forEach((g, i) => {
     const id = g.def.id;
-    const headerName = id === 'header' ? g.value.slice(0, g.value.indexOf(':')).trim().toLowerCase() : '';
-    if (id === 'user' || id === 'proxy-user' || CREDENTIAL_HEADERS.has(headerName)) {
+    if (id === 'user' || id === 'proxy-user' || CREDENTIAL_HEADERS.has(headerName(g))) {
       secret.push(...render(g));
     } else if (id === 'proxy') {
       const { url, user } = splitProxyUserinfo(g.value, source);
