@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { lstatSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { Hash } from '../lib/hash/index.js';
@@ -63,12 +63,15 @@ test('url: curl-flag and netrc credentials reach the origin only, never the host
   });
   try {
     writeFileSync(join(t.path, 'netrc'), 'default login nora password netrc-default-secret\n');
+    mkdirSync(join(t.path, 'home'));
+    writeFileSync(join(t.path, 'home', '.netrc'), `machine 127.0.0.1 login hana password home-secret\nmachine 127.0.0.2 login hana password never-sent\n`);
     const forms: Array<{ what: string; args: string[]; env?: NodeJS.ProcessEnv; atOrigin: RegExp }> = [
       { what: '-u', args: ['--curl-opts=-u alice:u-secret'], atOrigin: /^authorization: Basic / },
       { what: '-H Authorization', args: ["--curl-opts=-H 'Authorization: Bearer h-secret'"], atOrigin: /^authorization: Bearer h-secret$/ },
       { what: '-H Cookie', args: ["--curl-opts=-H 'Cookie: session=c-secret'"], atOrigin: /^cookie: session=c-secret$/ },
       { what: 'NIX_CURL_FLAGS -u', args: [], env: { NIX_CURL_FLAGS: '-u env:e-secret' }, atOrigin: /^authorization: Basic / },
       { what: 'netrc default entry', args: ['--netrc-file', join(t.path, 'netrc')], atOrigin: /^authorization: Basic / },
+      { what: '~/.netrc', args: [], env: { HOME: join(t.path, 'home') }, atOrigin: new RegExp(`^authorization: ${basic('hana:home-secret')}$`) },
     ];
     for (const [i, form] of forms.entries()) {
       const store = join(t.path, `s${i}`);
