@@ -8,7 +8,7 @@ import stringify from 'json-stable-stringify';
  * { "lockVersion": 1,
  *   "images": [{ "imageName", "imageDigest", "indexDigest"?, "fromTag"?, "hash", "finalImageName",
  *                "finalImageTag", "os", "arch", "variant"?, "tlsVerify"?, "name"?, "storePath" }],
- *   "urls":   [{ "url", "hash", "unpack", "name", "storePath" }],
+ *   "urls":   [{ "url", "hash", "unpack", "executable"?, "name", "storePath", "etag"?, "lastModified"?, "size"? }],
  *   "builds": [{ "spec", "specSha256", "recipePath", "storePath", "narHash" }] }
  * ```
  * Keys are written sorted, entries sorted by identity, two-space indented with a final newline,
@@ -42,8 +42,14 @@ export interface UrlPin {
   url: string;
   hash: string;
   unpack: boolean;
+  /** As nix-prefetch-url --executable (hashed recursively). */
+  executable?: boolean;
   name: string;
   storePath: string;
+  /** What the server said when the pin was made: cheap hints of a change (HEAD), not proof. */
+  etag?: string;
+  lastModified?: string;
+  size?: number;
 }
 
 export interface BuildPin {
@@ -106,7 +112,7 @@ function byIdentity<T>(identity: (t: T) => string): (a: T, b: T) => number {
   return (a, b) => (identity(a) < identity(b) ? -1 : identity(a) > identity(b) ? 1 : 0);
 }
 
-type FieldKind = 'string' | 'boolean' | 'digest' | 'sri' | 'storePath';
+type FieldKind = 'string' | 'boolean' | 'digest' | 'sri' | 'storePath' | 'count';
 type Schema = Record<string, { kind: FieldKind; optional?: boolean }>;
 
 const IMAGE_SCHEMA: Schema = {
@@ -116,7 +122,9 @@ const IMAGE_SCHEMA: Schema = {
   tlsVerify: { kind: 'boolean', optional: true }, name: { kind: 'string', optional: true }, storePath: { kind: 'storePath' },
 };
 const URL_SCHEMA: Schema = {
-  url: { kind: 'string' }, hash: { kind: 'sri' }, unpack: { kind: 'boolean' }, name: { kind: 'string' }, storePath: { kind: 'storePath' },
+  url: { kind: 'string' }, hash: { kind: 'sri' }, unpack: { kind: 'boolean' }, executable: { kind: 'boolean', optional: true },
+  name: { kind: 'string' }, storePath: { kind: 'storePath' },
+  etag: { kind: 'string', optional: true }, lastModified: { kind: 'string', optional: true }, size: { kind: 'count', optional: true },
 };
 const BUILD_SCHEMA: Schema = {
   spec: { kind: 'string' }, specSha256: { kind: 'string' }, recipePath: { kind: 'storePath' }, storePath: { kind: 'storePath' }, narHash: { kind: 'sri' },
@@ -127,6 +135,7 @@ const CHECKS: Record<FieldKind, { ok: (v: unknown) => boolean; expected: string 
   boolean: { ok: (v) => typeof v === 'boolean', expected: 'true or false' },
   digest: { ok: (v) => typeof v === 'string' && /^sha256:[0-9a-f]{64}$/.test(v), expected: 'sha256:<64 hex digits>' },
   sri: { ok: (v) => typeof v === 'string' && /^sha256-[A-Za-z0-9+/]{43}=$/.test(v), expected: 'an SRI sha256 hash (sha256-…=)' },
+  count: { ok: (v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0, expected: 'a non-negative integer' },
   storePath: { ok: (v) => typeof v === 'string' && /^\/.+\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+$/.test(v), expected: 'a store path' },
 };
 
