@@ -7,7 +7,7 @@ import { request } from '../fetch/index.js';
 import { parseHash } from '../hash/index.js';
 import { hashFlatAndNar, hashPath } from '../nar/index.js';
 import { prefetch, type RealiseOptions } from '../recipe/index.js';
-import { RegistryClient, limitConcurrency } from '../registry/index.js';
+import { RegistryClient, limitConcurrency, type Endpoint } from '../registry/index.js';
 import { LocalStore } from '../store/index.js';
 import { diffPaths, type DiffReport } from './diff/diff.js';
 import type { AuditEntry } from './entries.js';
@@ -92,6 +92,8 @@ class ScratchStore {
 
 interface Ctx extends AuditOptions {
   scratch: ScratchStore;
+  /** One ping per registry for the whole run. */
+  endpoints: Map<string, Promise<Endpoint>>;
 }
 
 function realiseOptions(ctx: Ctx): RealiseOptions {
@@ -122,7 +124,7 @@ async function imageDrift(ctx: Ctx, e: Extract<AuditEntry, { kind: 'image' }>): 
   const p = e.pin;
   const base = { entry: e.label, origin: e.origin, check: 'drift' as const };
   if (!p.fromTag) return { ...base, verdict: 'n/a', detail: 'pinned by digest: there is no tag to drift' };
-  const client = new RegistryClient(`${p.imageName}:${p.fromTag}`, { tlsVerify: ctx.tlsVerify && p.tlsVerify !== false, env: ctx.callerEnv });
+  const client = new RegistryClient(`${p.imageName}:${p.fromTag}`, { tlsVerify: ctx.tlsVerify && p.tlsVerify !== false, env: ctx.callerEnv, endpoints: ctx.endpoints });
   const now = await client.resolve({ os: p.os, arch: p.arch, ...(p.variant ? { variant: p.variant } : {}) });
   const same = now.manifestDigest === p.imageDigest && (p.indexDigest === undefined || now.indexDigest === p.indexDigest);
   if (same) return { ...base, verdict: 'ok', detail: `tag '${p.fromTag}' still resolves to ${p.imageDigest}` };
@@ -270,7 +272,7 @@ async function auditEntry(ctx: Ctx, e: AuditEntry): Promise<CheckResult[]> {
 /** Runs the selected checks on every entry, `jobs` entries at a time; results in entry order. */
 export async function runAudit(entries: readonly AuditEntry[], opts: AuditOptions): Promise<{ results: CheckResult[]; scratchKept?: string }> {
   const scratch = new ScratchStore(opts.store.storeDir);
-  const ctx: Ctx = { ...opts, scratch };
+  const ctx: Ctx = { ...opts, scratch, endpoints: new Map() };
   const limit = limitConcurrency(Math.max(1, opts.jobs));
   let results: CheckResult[];
   try {
