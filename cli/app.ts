@@ -18,6 +18,9 @@ const COMMANDS: Record<string, (args: readonly string[]) => Promise<Register>> =
   store: async () => { const { storeCommand } = await import('./commands/store.js'); return (y) => y.command(storeCommand); },
   url: async () => { const { urlCommand } = await import('./commands/url.js'); return (y) => y.command(urlCommand); },
   pull: async () => { const { pullCommand } = await import('./commands/pull.js'); return (y) => y.command(pullCommand); },
+  lock: async () => { const { lockCommand } = await import('./commands/lock.js'); return (y) => y.command(lockCommand); },
+  audit: async () => { const { auditCommand } = await import('./commands/audit.js'); return (y) => y.command(auditCommand); },
+  diff: async () => { const { diffCommand } = await import('./commands/diff.js'); return (y) => y.command(diffCommand); },
   mirror: async (args) => {
     if (commandWords(args)[1] === 'sync') {
       // The registry sync uses none of the cache modules the rest of the group loads.

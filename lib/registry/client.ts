@@ -21,7 +21,7 @@ import {
 } from './manifest.js';
 import { availablePlatforms, formatPlatform, normalizePlatform, selectPlatform, wantedPlatform, type Platform, type PlatformWanted } from './platform.js';
 import { onceUnlessFailed } from './memo.js';
-import { findEndpoint } from './ping.js';
+import { findEndpoint, type Endpoint } from './ping.js';
 import { parseReference, validateDigest, type ImageReference } from './reference.js';
 
 export interface RegistryClientOptions extends CredentialOptions {
@@ -35,6 +35,11 @@ export interface RegistryClientOptions extends CredentialOptions {
   credentials?: Credentials | null;
   /** Clock for token expiry (tests). */
   now?: () => number;
+  /**
+   * Pings shared between clients of one run (an audit of many images on one registry): keyed by
+   * API host and TLS mode, so each registry is pinged once instead of once per repository.
+   */
+  endpoints?: Map<string, Promise<Endpoint>>;
 }
 
 /** A manifest as fetched: the exact bytes, their digest and what they parse to. */
@@ -96,6 +101,7 @@ export class RegistryClient {
   private readonly base = onceUnlessFailed(() => this.ping());
   private readonly scope: string;
   private readonly credentialsHint: string;
+  private readonly endpoints: Map<string, Promise<Endpoint>> | undefined;
 
   constructor(ref: ImageReference | string, opts: RegistryClientOptions = {}) {
     this.ref = typeof ref === 'string' ? parseReference(ref) : ref;
@@ -110,6 +116,7 @@ export class RegistryClient {
     this.scope = `repository:${this.ref.path}:pull`;
     const given = opts.credentials;
     this.credentialsHint = opts.credentialsHint ?? DEFAULT_CREDENTIALS_HINT;
+    this.endpoints = opts.endpoints;
     this.auth = new Authenticator({
       registry: this.ref.domain,
       credentials: given === null ? async () => undefined : given !== undefined ? async () => given : () => findCredentials(this.ref, { ...opts, ...curlUser(this.fetchOpts) }),
@@ -125,7 +132,15 @@ export class RegistryClient {
   }
 
   private async ping(): Promise<string> {
-    const { base, challenge } = await findEndpoint(this.ref.domain, this.ref.apiHost, this.fetchOpts);
+    const key = `${this.fetchOpts.insecure ? 'insecure' : 'tls'} ${this.ref.apiHost}`;
+    let found = this.endpoints?.get(key);
+    if (!found) {
+      found = findEndpoint(this.ref.domain, this.ref.apiHost, this.fetchOpts);
+      // A failed ping is not remembered: the next client asks again.
+      this.endpoints?.set(key, found);
+      found.catch(() => this.endpoints?.delete(key));
+    }
+    const { base, challenge } = await found;
     if (challenge !== undefined) this.auth.setChallenges(challenge);
     return base;
   }
