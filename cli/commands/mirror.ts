@@ -126,10 +126,10 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
         command: 'import [paths..]',
         describe: 'Copy paths (with their closures) from a binary cache into the store, verifying signatures and hashes',
         builder: (yy) => yy
-          .positional('paths', { type: 'string', array: true, describe: 'store paths, base names or hash parts' })
+          .positional('paths', { type: 'string', array: true, nargs: 1, describe: 'store paths, base names or hash parts' })
           .option('from', { type: 'string', demandOption: true, describe: 'cache: directory, file:// or http(s):// URL' })
           .option('all', { type: 'boolean', describe: 'every path in a directory cache' })
-          .option('trusted-key', { type: 'string', array: true, describe: 'public key NAME:BASE64 to trust (repeatable; also the config file)' })
+          .option('trusted-key', { type: 'string', array: true, nargs: 1, describe: 'public key NAME:BASE64 to trust (repeatable; also the config file)' })
           .option('check-sigs', { type: 'boolean', default: true, describe: 'require a trusted signature on every narinfo (--no-check-sigs to skip)' })
           .example('$0 mirror import --from /mnt/usb/cache --all --trusted-key "$(cat cache.public)"', 'everything in the cache')
           .example('$0 mirror import --from http://cache.lan:8080 /nix/store/…-image.tar', 'one path, keys from the config file') as Argv<MirrorArgs>,

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { parseCreds, parsePlatform, type Credentials, type Platform } from '../../lib/registry/index.js';
 import { MAX_CHUNK_SIZE, parseListFile, parseSize, syncImages, type ImageReport, type SyncSource, type SyncSummary } from '../../lib/sync/index.js';
+import { cacheHome } from '../../lib/xdg/index.js';
 import { emit, note, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
 
@@ -12,8 +12,8 @@ interface SyncArgs extends GlobalArgs {
   dest?: string;
   allTags?: boolean;
   allPlatforms?: boolean;
-  /** Repeatable: one string, or several as an array (not greedy: positionals may follow). */
-  platform?: string | string[];
+  /** Repeatable, one value per occurrence (nargs 1: positionals may follow). */
+  platform?: string[];
   dryRun?: boolean;
   chunkSize?: string;
   jobs: number;
@@ -47,7 +47,7 @@ function endpoints(a: SyncArgs): { source: { kind: SyncSource['kind']; reference
 }
 
 function platformsOf(a: SyncArgs): 'all' | Platform[] | undefined {
-  const given = a.platform === undefined ? [] : ([] as string[]).concat(a.platform);
+  const given = a.platform ?? [];
   if (a.allPlatforms && given.length) throw usage('give either --all-platforms or --platform, not both');
   if (a.allPlatforms) return 'all';
   if (!given.length) return undefined;
@@ -93,8 +93,7 @@ function human(s: SyncSummary): string[] {
 
 /** Where chunked upload sessions are remembered between runs (XDG cache). */
 function uploadStateDir(): string {
-  const cache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(cache, 'fetch-image', 'sync-uploads');
+  return join(cacheHome(), 'fetch-image', 'sync-uploads');
 }
 
 async function syncHandler(a: SyncArgs): Promise<void> {
@@ -162,7 +161,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       .option('all-tags', { type: 'boolean', describe: 'copy every tag of the SRC repository' })
       .option('list', { type: 'string', describe: 'file of pinned images, one name[:tag]@sha256:… per line (# comments)' })
       .option('all-platforms', { type: 'boolean', describe: 'copy whole multi-platform indexes (their digests are kept)' })
-      .option('platform', { type: 'string', describe: 'os/arch[/variant] to keep from an index (repeatable); default linux/<this machine>' })
+      .option('platform', { type: 'string', array: true, nargs: 1, describe: 'os/arch[/variant] to keep from an index (repeatable); default linux/<this machine>' })
       .option('dry-run', { type: 'boolean', describe: 'show what would be sent, mounted and skipped; write nothing' })
       .option('chunk-size', { type: 'string', describe: 'upload in PATCH chunks of this size (8M, 512K), resumable after a kill; default one streamed PUT per blob' })
       .option('jobs', { type: 'number', default: 6, describe: 'blobs copied in parallel' })
