@@ -183,9 +183,12 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
           const store = openStore(a);
           const signKey = readSecretKey(a.signKey);
           const { host, port } = parseListen(a.listen);
+          if (a.maxConcurrent !== undefined && (!Number.isInteger(a.maxConcurrent) || a.maxConcurrent < 1)) {
+            throw new UserError(`--max-concurrent must be a positive integer, got ${a.maxConcurrent}`, EXIT.usage);
+          }
           const srv = await serveStore(store, {
             host, port, compression: compressionArg(a.compression, 'none'), ...(signKey ? { signKey } : {}),
-            ...(a.dir ? { cacheDir: resolve(a.dir) } : {}), ...(a.maxConcurrent ? { maxConcurrent: a.maxConcurrent } : {}),
+            ...(a.dir ? { cacheDir: resolve(a.dir) } : {}), ...(a.maxConcurrent !== undefined ? { maxConcurrent: a.maxConcurrent } : {}),
             log: (l) => process.stderr.write(`${l}\n`),
           });
           emit(a, { url: srv.url }, () => srv.url);
@@ -236,11 +239,12 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
       .command(sub({
         command: 'config',
         describe: 'Show the mirror settings: --substituter/--trusted-key flags, then FETCH_IMAGE_SUBSTITUTERS and FETCH_IMAGE_TRUSTED_PUBLIC_KEYS, then $FETCH_IMAGE_CONFIG or $XDG_CONFIG_HOME/fetch-image/config.json',
-        builder: (yy) => yy
+        builder: (yy) => withSubstituterOptions(yy)
           .example('$0 mirror config', 'config file location, substituters, trusted keys')
+          .example('$0 mirror config --json --substituter http://cache.lan:8080', 'what a command given these flags would use')
           .epilogue('config.json: {"substituters": ["http://cache.lan:8080", "/mnt/usb/cache"], "trustedPublicKeys": ["cache.lan-1:BASE64…"], "requireSigs": true}') as Argv<MirrorArgs>,
         handler: (a) => {
-          const cfg = mirrorConfigFromArgs({});
+          const cfg = mirrorConfigFromArgs(a);
           emit(a, { file: mirrorConfigPath(), ...cfg }, () => [
             `config file:   ${mirrorConfigPath()}${cfg.file ? '' : ' (absent)'}`,
             `substituters:  ${cfg.substituters.join(' ') || '(none)'}`,
