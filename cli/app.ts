@@ -55,16 +55,29 @@ type Route =
   | { kind: 'bare' }
   | { kind: 'all' };
 
-/** The words that are neither options nor the value of `--store`: the command and its subcommand, or the default command's image. */
-function commandWords(args: readonly string[]): { words: string[]; afterDashes: boolean } {
+/** Global options that take no value: the word after them is never theirs. */
+const GLOBAL_FLAGS: ReadonlySet<string> = new Set(['--json', '--quiet', '-q', '--help', '-h', '--version']);
+
+/**
+ * The words that are neither options nor the value of `--store`: the command and its subcommand,
+ * or the default command's image. A word right after another option before the first of these
+ * may be that option's value (`fetch-image --name store ubuntu`, `--substituter S REF`): it is
+ * not taken as a command, only counted, so that such a line goes to the default command.
+ */
+function commandWords(args: readonly string[]): { words: string[]; afterDashes: boolean; maybeValues: number } {
   const words: string[] = [];
+  let maybeValues = 0;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === '--') return { words: [...words, ...args.slice(i + 1)], afterDashes: words.length === 0 };
+    if (a === '--') return { words: [...words, ...args.slice(i + 1)], afterDashes: words.length === 0, maybeValues };
     if (a === '--store') i++;
     else if (!a.startsWith('-')) words.push(a);
+    else if (words.length === 0 && !a.includes('=') && !GLOBAL_FLAGS.has(a) && i + 1 < args.length && !args[i + 1]!.startsWith('-')) {
+      maybeValues++;
+      i++;
+    }
   }
-  return { words, afterDashes: false };
+  return { words, afterDashes: false, maybeValues };
 }
 
 /**
@@ -74,9 +87,12 @@ function commandWords(args: readonly string[]): { words: string[]; afterDashes: 
  * suggestion (lib/text's rule); any other word is an image reference too.
  */
 function routeOf(args: readonly string[]): Route {
-  const { words, afterDashes } = commandWords(args);
+  const { words, afterDashes, maybeValues } = commandWords(args);
   const first = words[0];
-  if (first === undefined) return args.some((a) => /^(--help|-h|--version)$/.test(a)) ? { kind: 'all' } : { kind: 'bare' };
+  if (first === undefined) {
+    if (args.some((a) => GLOBAL_FLAGS.has(a) && a !== '--json' && a !== '--quiet' && a !== '-q')) return { kind: 'all' };
+    return maybeValues ? { kind: 'pull' } : { kind: 'bare' };
+  }
   if (afterDashes) return { kind: 'pull' };
   if (Object.hasOwn(COMMANDS, first)) return { kind: 'command', name: first };
   if (first === 'help') return { kind: 'help', words: words.slice(1) };

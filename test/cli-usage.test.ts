@@ -167,6 +167,12 @@ test('item 6: typos of commands are refused with a hint; other words, docker:// 
     const docker = await cli([...s, `docker://${srv.host}:${srv.port}/team/app:v1`, '--tls-verify=false']);
     assert.is(docker.code, 1, docker.stderr);
     assert.ok(srv.requests.some((q) => q.url === '/v2/team/app/manifests/v1'), srv.requests.map((q) => q.url).join(' '));
+    // A word after an option before the image may be that option's value, not a command.
+    srv.requests.length = 0;
+    const named = await cli([...s, '--final-image-name', 'store', `${srv.host}:${srv.port}/team/other:v2`, '--tls-verify=false']);
+    assert.is(named.code, 1, named.stderr);
+    assert.ok(srv.requests.some((q) => q.url === '/v2/team/other/manifests/v2'), `${named.stderr} ${srv.requests.map((q) => q.url).join(' ')}`);
+    usageError(await cli([...s, '--arch', 'arm64', 'mirorr']), hint('mirorr', 'mirror'), '--arch arm64 mirorr');
 
     // Bare: the usage with the command list on stderr, exit 2 (an unset $REF must not pass);
     // help: the same on stdout, exit 0; help CMD: that command's help; version.
