@@ -54,6 +54,8 @@ export interface OptionTable {
   alias: Record<string, string[]>;
 }
 
+const kebabCase = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
 /** A word that may be an option's value: not another option (a lone '-' and negative numbers are values). */
 function isValueWord(word: string | undefined): word is string {
   return word !== undefined && (!word.startsWith('-') || word === '-' || /^-\d/.test(word));
@@ -76,7 +78,8 @@ export function checkOptionValues(args: readonly string[], table: OptionTable): 
     const word = args[i]!;
     if (!word.startsWith('--')) continue;
     const eq = word.indexOf('=');
-    const name = eq < 0 ? word.slice(2) : word.slice(2, eq);
+    // yargs also accepts the camel-case spelling of every option (--tlsVerify for --tls-verify).
+    const name = kebabCase(eq < 0 ? word.slice(2) : word.slice(2, eq));
     let value = eq < 0 ? undefined : word.slice(eq + 1);
     const negated = name.startsWith('no-') && booleans.has(canonical.get(name.slice(3)) ?? '');
     const key = canonical.get(negated ? name.slice(3) : name);

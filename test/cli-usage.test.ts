@@ -81,6 +81,8 @@ test('item 1: other options whose empty or odd value would switch a check off ar
       [[ref, '--substituter', ''], 'empty value given to --substituter'],
       [[ref, '--tls-verify='], "--tls-verify takes no value, or =true or =false; got '--tls-verify='"],
       [[ref, '--tls-verify=no'], "--tls-verify takes no value, or =true or =false; got '--tls-verify=no'"],
+      [[ref, '--tlsVerify='], "--tls-verify takes no value, or =true or =false; got '--tlsVerify='"],
+      [[ref, '--finalImageTag', ''], 'empty value given to --final-image-tag'],
       [['mirror', 'import', '--from', srv.origin, '--all', '--check-sigs='], "--check-sigs takes no value, or =true or =false; got '--check-sigs='"],
       [['mirror', 'sync', '--src-tls-verify=', ref, ref], "--src-tls-verify takes no value, or =true or =false; got '--src-tls-verify='"],
       [['mirror', 'export', '--to', join(t.path, 'c'), '--sign-key', '', '/nix/store/x0dpr9yz5h0fk5c5lpj7zzqjbdh3w8cz-x'], 'empty value given to --sign-key'],
@@ -167,6 +169,11 @@ test('item 6: typos of commands are refused with a hint; other words, docker:// 
     const docker = await cli([...s, `docker://${srv.host}:${srv.port}/team/app:v1`, '--tls-verify=false']);
     assert.is(docker.code, 1, docker.stderr);
     assert.ok(srv.requests.some((q) => q.url === '/v2/team/app/manifests/v1'), srv.requests.map((q) => q.url).join(' '));
+    srv.requests.length = 0;
+    const sync = await cli([...s, 'mirror', 'sync', '--dry-run', '--src-tls-verify=false', '--dest-tls-verify=false',
+      `docker://${srv.host}:${srv.port}/team/app:v3`, `docker://${srv.host}:${srv.port}/mirror/app`]);
+    assert.is(sync.code, 1, sync.stderr);
+    assert.ok(srv.requests.some((q) => q.url === '/v2/team/app/manifests/v3'), `${sync.stderr} ${srv.requests.map((q) => q.url).join(' ')}`);
     // A word after an option before the image may be that option's value, not a command.
     srv.requests.length = 0;
     const named = await cli([...s, '--final-image-name', 'store', `${srv.host}:${srv.port}/team/other:v2`, '--tls-verify=false']);
@@ -219,6 +226,7 @@ test('item 7: options that do not apply are refused, before any request', async 
       [[...v1, '--nix'], /^error: --nix does not apply to a v1 pull/],
       [['url', srv.url('/f.txt'), '--base32', '--sha256', PIN], /^error: --base32 does not apply with a hash/],
       [['url', srv.url('/f.txt'), '--base32', '--json'], /^error: --base32 does not apply with --json/],
+      [['hash', 'convert', '--to', 'nix32', '--type', 'sha512', `sha256-${Buffer.alloc(32).toString('base64')}`], /^error: --type sha512 does not apply to a sha256 hash/],
     ];
     for (const [args, message] of cases) usageError(await cli([...s, ...args]), message, args.join(' '));
     assert.equal(srv.requests, []);

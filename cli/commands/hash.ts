@@ -71,6 +71,7 @@ export const hashCommand: CommandModule<GlobalArgs, GlobalArgs> = {
           } catch (e) {
             throw new UserError((e as Error).message, EXIT.usage); // a malformed hash is a usage error
           }
+          if (a.type !== undefined && h.algo !== a.type) throw new UserError(`--type ${a.type} does not apply to a ${h.algo} hash (it names the algorithm of a bare digest)`, EXIT.usage);
           printHash(a, h, (a.to === 'base32' ? 'nix32' : a.to) as HashFormat);
         },
       })

@@ -6,6 +6,7 @@ import { MAX_CHUNK_SIZE, parseListFile, parseSize, syncImages, type ImageReport,
 import { cacheHome } from '../../lib/xdg/index.js';
 import { emit, note, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
+import { imageRefArg } from '../arg-checks.js';
 
 interface SyncArgs extends GlobalArgs {
   src?: string;
@@ -40,10 +41,10 @@ function endpoints(a: SyncArgs): { source: { kind: SyncSource['kind']; reference
     if (a.dest !== undefined) throw usage('with --list give only DEST (the images come from the list)');
     if (a.src === undefined) throw usage('missing DEST: fetch-image mirror sync --list FILE DEST');
     if (a.allTags) throw usage('--all-tags and --list do not go together');
-    return { source: { kind: 'list' }, dest: a.src };
+    return { source: { kind: 'list' }, dest: imageRefArg(a.src) };
   }
   if (a.src === undefined || a.dest === undefined) throw usage('expected SRC and DEST: fetch-image mirror sync SRC DEST (or --list FILE DEST)');
-  return { source: { kind: a.allTags ? 'repository' : 'image', reference: a.src }, dest: a.dest };
+  return { source: { kind: a.allTags ? 'repository' : 'image', reference: imageRefArg(a.src) }, dest: imageRefArg(a.dest) };
 }
 
 function platformsOf(a: SyncArgs): 'all' | Platform[] | undefined {
