@@ -56,7 +56,8 @@ type Route =
   | { kind: 'all' };
 
 /** Global options that take no value: the word after them is never theirs. */
-const GLOBAL_FLAGS: ReadonlySet<string> = new Set(['--json', '--quiet', '-q', '--help', '-h', '--version']);
+const HELP_FLAGS: ReadonlySet<string> = new Set(['--help', '-h', '--version']);
+const GLOBAL_FLAGS: ReadonlySet<string> = new Set(['--json', '--quiet', '-q', ...HELP_FLAGS]);
 
 /**
  * The words that are neither options nor the value of `--store`: the command and its subcommand,
@@ -90,7 +91,7 @@ function routeOf(args: readonly string[]): Route {
   const { words, afterDashes, maybeValues } = commandWords(args);
   const first = words[0];
   if (first === undefined) {
-    if (args.some((a) => GLOBAL_FLAGS.has(a) && a !== '--json' && a !== '--quiet' && a !== '-q')) return { kind: 'all' };
+    if (args.some((a) => HELP_FLAGS.has(a))) return { kind: 'all' };
     return maybeValues ? { kind: 'pull' } : { kind: 'bare' };
   }
   if (afterDashes) return { kind: 'pull' };
