@@ -7,8 +7,8 @@ import { EXIT, UserError } from './errors.js';
 /** Options a fetching command adds to take binary caches as substituters (see mirrorConfigFromArgs). */
 export function withSubstituterOptions<T>(y: Argv<T>): Argv<T> {
   return y
-    .option('substituter', { type: 'string', array: true, describe: 'binary cache to try first: directory, file://, http(s):// (repeatable; also config file)' })
-    .option('trusted-key', { type: 'string', array: true, describe: 'public key NAME:BASE64 whose signatures are trusted (repeatable)' });
+    .option('substituter', { type: 'string', array: true, nargs: 1, describe: 'binary cache to try first: directory, file://, http(s):// (repeatable; also config file)' })
+    .option('trusted-key', { type: 'string', array: true, nargs: 1, describe: 'public key NAME:BASE64 whose signatures are trusted (repeatable)' });
 }
 
 /** The mirror config file merged with the command line; a bad file or key is a usage error. */

@@ -311,7 +311,7 @@ test('config: file location from XDG_CONFIG_HOME, merged with env and flags; bad
     mkdirSync(join(t.path, 'fetch-image'));
     const k = formatPublicKey(generateKeyPair('a-1').publicKey);
     const k2 = formatPublicKey(generateKeyPair('b-1').publicKey);
-    writeFileSync(mirrorConfigPath(env), JSON.stringify({ substituters: ['/mnt/cache'], trustedPublicKeys: [k], other: 1 }));
+    writeFileSync(mirrorConfigPath(env), JSON.stringify({ substituters: ['/mnt/cache'], trustedPublicKeys: [k] }));
     const cfg = loadMirrorConfig({ ...env, FETCH_IMAGE_SUBSTITUTERS: 'http://a http://b' }, { substituters: ['http://flag'], trustedPublicKeys: [k2] });
     assert.equal(cfg.substituters, ['http://flag', 'http://a', 'http://b', '/mnt/cache']);
     assert.equal(cfg.trustedPublicKeys, [k2, k]);
@@ -320,7 +320,9 @@ test('config: file location from XDG_CONFIG_HOME, merged with env and flags; bad
     writeFileSync(mirrorConfigPath(env), JSON.stringify({ trustedPublicKeys: ['broken'] }));
     assert.throws(() => loadMirrorConfig(env), /public key 'broken' \(.*config.json\) is not in the form/);
     writeFileSync(mirrorConfigPath(env), JSON.stringify({ substituters: 'x' }));
-    assert.throws(() => loadMirrorConfig(env), /"substituters" must be a list of strings/);
+    assert.throws(() => loadMirrorConfig(env), /'substituters' in .*config\.json must be a list of strings, got a string/);
+    writeFileSync(mirrorConfigPath(env), JSON.stringify({ substituter: ['/mnt/cache'] }));
+    assert.throws(() => loadMirrorConfig(env), /unknown key 'substituter' in .*config\.json \(did you mean 'substituters'\?\)/);
   } finally {
     t.remove();
   }

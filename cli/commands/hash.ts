@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { HASH_ALGOS, parseHash, type Hash, type HashAlgo, type HashFormat } from '../../lib/hash/index.js';
 import { hashFlat, hashPath } from '../../lib/nar/index.js';
 import { emit, type GlobalArgs } from '../context.js';
+import { EXIT, UserError } from '../errors.js';
 
 interface HashArgs extends GlobalArgs {
   mode?: string;
@@ -64,7 +65,13 @@ export const hashCommand: CommandModule<GlobalArgs, GlobalArgs> = {
             .example('$0 hash convert --to nix32 sha256-d6xi4mKdjkX2JFicDIv5niSzpyI0m/Hnm8GGAIU04kY=', 'SRI to nix32')
             .example('$0 hash convert --to sri --type sha256 0sjjj9z1dhilhpc8pq4154czrb79z9cm044jvn75kxcjv6v5l2m5', 'bare nix32 to SRI') as Argv<HashArgs & { to: string; hash: string }>,
         handler: (a) => {
-          const h = parseHash(a.hash, a.type);
+          let h: Hash;
+          try {
+            h = parseHash(a.hash, a.type);
+          } catch (e) {
+            throw new UserError((e as Error).message, EXIT.usage); // a malformed hash is a usage error
+          }
+          if (a.type !== undefined && h.algo !== a.type) throw new UserError(`--type ${a.type} does not apply to a ${h.algo} hash (it names the algorithm of a bare digest)`, EXIT.usage);
           printHash(a, h, (a.to === 'base32' ? 'nix32' : a.to) as HashFormat);
         },
       })

@@ -126,10 +126,10 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
         command: 'import [paths..]',
         describe: 'Copy paths (with their closures) from a binary cache into the store, verifying signatures and hashes',
         builder: (yy) => yy
-          .positional('paths', { type: 'string', array: true, describe: 'store paths, base names or hash parts' })
+          .positional('paths', { type: 'string', array: true, nargs: 1, describe: 'store paths, base names or hash parts' })
           .option('from', { type: 'string', demandOption: true, describe: 'cache: directory, file:// or http(s):// URL' })
           .option('all', { type: 'boolean', describe: 'every path in a directory cache' })
-          .option('trusted-key', { type: 'string', array: true, describe: 'public key NAME:BASE64 to trust (repeatable; also the config file)' })
+          .option('trusted-key', { type: 'string', array: true, nargs: 1, describe: 'public key NAME:BASE64 to trust (repeatable; also the config file)' })
           .option('check-sigs', { type: 'boolean', default: true, describe: 'require a trusted signature on every narinfo (--no-check-sigs to skip)' })
           .example('$0 mirror import --from /mnt/usb/cache --all --trusted-key "$(cat cache.public)"', 'everything in the cache')
           .example('$0 mirror import --from http://cache.lan:8080 /nix/store/…-image.tar', 'one path, keys from the config file') as Argv<MirrorArgs>,
@@ -183,9 +183,12 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
           const store = openStore(a);
           const signKey = readSecretKey(a.signKey);
           const { host, port } = parseListen(a.listen);
+          if (a.maxConcurrent !== undefined && (!Number.isInteger(a.maxConcurrent) || a.maxConcurrent < 1)) {
+            throw new UserError(`--max-concurrent must be a positive integer, got ${a.maxConcurrent}`, EXIT.usage);
+          }
           const srv = await serveStore(store, {
             host, port, compression: compressionArg(a.compression, 'none'), ...(signKey ? { signKey } : {}),
-            ...(a.dir ? { cacheDir: resolve(a.dir) } : {}), ...(a.maxConcurrent ? { maxConcurrent: a.maxConcurrent } : {}),
+            ...(a.dir ? { cacheDir: resolve(a.dir) } : {}), ...(a.maxConcurrent !== undefined ? { maxConcurrent: a.maxConcurrent } : {}),
             log: (l) => process.stderr.write(`${l}\n`),
           });
           emit(a, { url: srv.url }, () => srv.url);
@@ -236,11 +239,12 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
       .command(sub({
         command: 'config',
         describe: 'Show the mirror settings: --substituter/--trusted-key flags, then FETCH_IMAGE_SUBSTITUTERS and FETCH_IMAGE_TRUSTED_PUBLIC_KEYS, then $FETCH_IMAGE_CONFIG or $XDG_CONFIG_HOME/fetch-image/config.json',
-        builder: (yy) => yy
+        builder: (yy) => withSubstituterOptions(yy)
           .example('$0 mirror config', 'config file location, substituters, trusted keys')
+          .example('$0 mirror config --json --substituter http://cache.lan:8080', 'what a command given these flags would use')
           .epilogue('config.json: {"substituters": ["http://cache.lan:8080", "/mnt/usb/cache"], "trustedPublicKeys": ["cache.lan-1:BASE64…"], "requireSigs": true}') as Argv<MirrorArgs>,
         handler: (a) => {
-          const cfg = mirrorConfigFromArgs({});
+          const cfg = mirrorConfigFromArgs(a);
           emit(a, { file: mirrorConfigPath(), ...cfg }, () => [
             `config file:   ${mirrorConfigPath()}${cfg.file ? '' : ' (absent)'}`,
             `substituters:  ${cfg.substituters.join(' ') || '(none)'}`,

@@ -9,6 +9,7 @@ import { emit, note, openStore, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
 import { terminalProgress } from '../progress.js';
 import { asUserError, declaredHashArg } from './url.js';
+import { checkCreds, checkCurlOpts, imageRefArg, refuseOptions } from '../arg-checks.js';
 import { substitutersFor, withSubstituterOptions } from '../substituters.js';
 import { buildSecrets, netrcFileFor, withNetrcOption, type NetrcArgs } from '../credentials.js';
 
@@ -21,11 +22,14 @@ interface PullArgs extends GlobalArgs, NetrcArgs {
   os?: string;
   arch?: string;
   variant?: string;
-  format: ImageFormat;
+  /** Unset means docker-archive (no yargs default: a v1 pull must tell whether it was given). */
+  format?: ImageFormat;
   name?: string;
-  tlsVerify: boolean;
+  /** Unset means true. */
+  tlsVerify?: boolean;
   creds?: string;
-  jobs: number;
+  /** Unset means 4. */
+  jobs?: number;
   keepFailed?: boolean;
   nix?: boolean;
   curlOpts?: string;
@@ -54,9 +58,45 @@ export function nixExpression(p: { imageName: string; imageDigest: string; hash:
   ].join('\n');
 }
 
+const DEFAULT_JOBS = 4;
+
+/**
+ * Options that only one registry API uses, each with whether it was given: with the other API
+ * they would be ignored, so they are refused. v1 (pull.nix) has no platforms, final names,
+ * formats, parallel layers or pullImage pin, and takes TLS settings from --curl-opts.
+ */
+function v1Only(a: PullArgs): Record<string, boolean> {
+  return { '--tarball': a.tarball !== undefined, '--image-id': a.imageId !== undefined, '--index-url': a.indexUrl !== undefined, '--registry-url': a.registryUrl !== undefined };
+}
+function v2Only(a: PullArgs): Record<string, boolean> {
+  return {
+    '--final-image-name': a.finalImageName !== undefined, '--final-image-tag': a.finalImageTag !== undefined,
+    '--os': a.os !== undefined, '--arch': a.arch !== undefined, '--variant': a.variant !== undefined,
+    '--format': a.format !== undefined, '--tls-verify': a.tlsVerify !== undefined, '--jobs': a.jobs !== undefined, '--nix': a.nix === true,
+  };
+}
+
+/** Refuses what a pull would ignore, and checks --creds/--curl-opts before any work. */
+async function checkPullArgs(a: PullArgs, hash: Hash | undefined): Promise<void> {
+  if (a.registryVersion === 'v1') {
+    refuseOptions(v2Only(a), "to a v1 pull (pull.nix has no platforms, final names, formats, parallel layers or pullImage pin; its TLS settings come from --curl-opts)");
+  } else {
+    refuseOptions(v1Only(a), 'to a v2 pull (they are for --registry-version v1)');
+  }
+  if (a.nix) {
+    refuseOptions({ '--json': a.json === true }, 'with --nix (choose one form of the pin)');
+    refuseOptions({ '--format oci': a.format === 'oci' }, 'with --nix (nixpkgs pullImage makes docker archives only)');
+    refuseOptions({ '--sha256/--hash': hash !== undefined }, 'with --nix (--nix prints the pin a prefetch finds; leave the hash out)');
+  }
+  const jobs = a.jobs ?? DEFAULT_JOBS;
+  if (!Number.isInteger(jobs) || jobs < 1) throw new UserError(`--jobs must be a positive integer, got ${jobs}`, EXIT.usage);
+  await checkCreds(a.creds);
+  await checkCurlOpts(a.curlOpts);
+}
+
 const pullOptions = (y: Argv<GlobalArgs>) =>
   withNetrcOption(withSubstituterOptions(y))
-    .positional('ref', { type: 'string', demandOption: true, describe: 'image reference: name[:tag][@sha256:digest]' })
+    .positional('ref', { type: 'string', demandOption: true, describe: 'image reference: name[:tag][@sha256:digest], also as docker://…' })
     .option('sha256', { type: 'string', describe: 'pinned sha256 of the archive (any encoding, as pullImage sha256)' })
     .option('hash', { type: 'string', describe: 'pinned hash as SRI (sha256-…), as pullImage hash' })
     .option('final-image-name', { type: 'string', describe: 'name recorded in the archive (default: the name as written)' })
@@ -64,11 +104,11 @@ const pullOptions = (y: Argv<GlobalArgs>) =>
     .option('os', { type: 'string', describe: 'platform OS (default linux)' })
     .option('arch', { type: 'string', describe: "platform architecture (default: this machine's)" })
     .option('variant', { type: 'string', describe: 'platform variant, e.g. v7 for arm' })
-    .option('format', { choices: ['docker-archive', 'oci'] as const, default: 'docker-archive' as ImageFormat, describe: 'docker-archive (skopeo-identical, flat hash) or an OCI layout directory (recursive hash)' })
+    .option('format', { choices: ['docker-archive', 'oci'] as const, describe: 'docker-archive (skopeo-identical, flat hash; the default) or an OCI layout directory (recursive hash)' })
     .option('name', { type: 'string', describe: 'store path name (default docker-image-<finalImageName>-<finalImageTag>.tar, as nixpkgs)' })
-    .option('tls-verify', { type: 'boolean', default: true, describe: 'verify TLS; --tls-verify=false also allows plain http, as skopeo' })
+    .option('tls-verify', { type: 'boolean', describe: 'verify TLS (the default); --tls-verify=false also allows plain http, as skopeo' })
     .option('creds', { type: 'string', describe: 'registry credentials user:password (never stored or logged)' })
-    .option('jobs', { type: 'number', default: 4, describe: 'layers fetched in parallel' })
+    .option('jobs', { type: 'number', describe: `layers fetched in parallel (default ${DEFAULT_JOBS})` })
     .option('keep-failed', { type: 'boolean', describe: 'keep the build directory on failure' })
     .option('nix', { type: 'boolean', describe: 'print the pin as a nixpkgs pullImage { … } expression' })
     .option('curl-opts', { type: 'string', describe: "extra curl flags for the downloads, as pull.nix curlOpts; '-u USER:PASSWORD' is the registry's credentials (never stored)" })
@@ -86,14 +126,16 @@ const pullOptions = (y: Argv<GlobalArgs>) =>
     .example('$0 pull --registry-version v1 --index-url https://old-registry.example oldteam/app:2016', 'a legacy v1 pull, as pull.nix') as unknown as Argv<PullArgs>; // yargs' inferred kebab/camel keys
 
 async function pullHandler(a: PullArgs): Promise<void> {
-  if (!Number.isInteger(a.jobs) || a.jobs < 1) throw new UserError(`--jobs must be a positive integer, got ${a.jobs}`, EXIT.usage);
-  const store = openStore(a);
+  const ref = imageRefArg(a.ref);
   const hash = declaredHashArg(a);
-  if (a.registryVersion === 'v1') return pullV1Handler(a, store, hash);
+  await checkPullArgs(a, hash);
+  const store = openStore(a);
+  if (a.registryVersion === 'v1') return pullV1Handler({ ...a, ref }, store, hash);
+  const format = a.format ?? 'docker-archive';
   let recipe;
   try {
     recipe = pullRecipe({
-      reference: a.ref, format: a.format, tlsVerify: a.tlsVerify,
+      reference: ref, format, tlsVerify: a.tlsVerify ?? true,
       ...(a.finalImageName ? { finalImageName: a.finalImageName } : {}),
       ...(a.finalImageTag ? { finalImageTag: a.finalImageTag } : {}),
       ...(a.os ? { os: a.os } : {}), ...(a.arch ? { arch: a.arch } : {}), ...(a.variant ? { variant: a.variant } : {}),
@@ -108,7 +150,7 @@ async function pullHandler(a: PullArgs): Promise<void> {
     emit(a, { storePath: r.path, path: store.realPath(r.path), hash: hash.sri, source: r.source, ...(r.buildInfo ?? {}) }, () => r.path);
     return;
   }
-  const r = await prefetch(store, recipe, a.format === 'oci' ? 'recursive' : 'flat', opts);
+  const r = await prefetch(store, recipe, format === 'oci' ? 'recursive' : 'flat', opts);
   const info = (r.buildInfo ?? {}) as { [key: string]: Json };
   const args = r.recipe.args as { imageName: string; finalImageName: string; finalImageTag: string };
   const pin = {
@@ -123,7 +165,7 @@ async function pullHandler(a: PullArgs): Promise<void> {
     storePath: r.path,
     path: store.realPath(r.path),
   };
-  if (a.nix && !a.json) {
+  if (a.nix) {
     process.stdout.write(nixExpression(pin) + '\n');
     return;
   }
@@ -141,7 +183,7 @@ async function pullHandler(a: PullArgs): Promise<void> {
 
 /** How a pull is realised: the builtin builders, the caller's environment plus --creds/--jobs/--curl-opts. */
 function realiseOptions(a: PullArgs) {
-  const callerEnv: NodeJS.ProcessEnv = { ...process.env, FETCH_IMAGE_JOBS: String(a.jobs) };
+  const callerEnv: NodeJS.ProcessEnv = { ...process.env, FETCH_IMAGE_JOBS: String(a.jobs ?? DEFAULT_JOBS) };
   if (a.creds) callerEnv.FETCH_IMAGE_CREDS = a.creds;
   if (a.curlOpts) callerEnv.NIX_CURL_FLAGS = [process.env.NIX_CURL_FLAGS, a.curlOpts].filter(Boolean).join(' ');
   return {

@@ -1,19 +1,20 @@
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { parseCreds, parsePlatform, type Credentials, type Platform } from '../../lib/registry/index.js';
 import { MAX_CHUNK_SIZE, parseListFile, parseSize, syncImages, type ImageReport, type SyncSource, type SyncSummary } from '../../lib/sync/index.js';
+import { cacheHome } from '../../lib/xdg/index.js';
 import { emit, note, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
+import { imageRefArg } from '../arg-checks.js';
 
 interface SyncArgs extends GlobalArgs {
   src?: string;
   dest?: string;
   allTags?: boolean;
   allPlatforms?: boolean;
-  /** Repeatable: one string, or several as an array (not greedy: positionals may follow). */
-  platform?: string | string[];
+  /** Repeatable, one value per occurrence (nargs 1: positionals may follow). */
+  platform?: string[];
   dryRun?: boolean;
   chunkSize?: string;
   jobs: number;
@@ -40,14 +41,14 @@ function endpoints(a: SyncArgs): { source: { kind: SyncSource['kind']; reference
     if (a.dest !== undefined) throw usage('with --list give only DEST (the images come from the list)');
     if (a.src === undefined) throw usage('missing DEST: fetch-image mirror sync --list FILE DEST');
     if (a.allTags) throw usage('--all-tags and --list do not go together');
-    return { source: { kind: 'list' }, dest: a.src };
+    return { source: { kind: 'list' }, dest: imageRefArg(a.src) };
   }
   if (a.src === undefined || a.dest === undefined) throw usage('expected SRC and DEST: fetch-image mirror sync SRC DEST (or --list FILE DEST)');
-  return { source: { kind: a.allTags ? 'repository' : 'image', reference: a.src }, dest: a.dest };
+  return { source: { kind: a.allTags ? 'repository' : 'image', reference: imageRefArg(a.src) }, dest: imageRefArg(a.dest) };
 }
 
 function platformsOf(a: SyncArgs): 'all' | Platform[] | undefined {
-  const given = a.platform === undefined ? [] : ([] as string[]).concat(a.platform);
+  const given = a.platform ?? [];
   if (a.allPlatforms && given.length) throw usage('give either --all-platforms or --platform, not both');
   if (a.allPlatforms) return 'all';
   if (!given.length) return undefined;
@@ -93,8 +94,7 @@ function human(s: SyncSummary): string[] {
 
 /** Where chunked upload sessions are remembered between runs (XDG cache). */
 function uploadStateDir(): string {
-  const cache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(cache, 'fetch-image', 'sync-uploads');
+  return join(cacheHome(), 'fetch-image', 'sync-uploads');
 }
 
 async function syncHandler(a: SyncArgs): Promise<void> {
@@ -162,7 +162,7 @@ export const syncCommand: CommandModule<GlobalArgs, SyncArgs> = {
       .option('all-tags', { type: 'boolean', describe: 'copy every tag of the SRC repository' })
       .option('list', { type: 'string', describe: 'file of pinned images, one name[:tag]@sha256:… per line (# comments)' })
       .option('all-platforms', { type: 'boolean', describe: 'copy whole multi-platform indexes (their digests are kept)' })
-      .option('platform', { type: 'string', describe: 'os/arch[/variant] to keep from an index (repeatable); default linux/<this machine>' })
+      .option('platform', { type: 'string', array: true, nargs: 1, describe: 'os/arch[/variant] to keep from an index (repeatable); default linux/<this machine>' })
       .option('dry-run', { type: 'boolean', describe: 'show what would be sent, mounted and skipped; write nothing' })
       .option('chunk-size', { type: 'string', describe: 'upload in PATCH chunks of this size (8M, 512K), resumable after a kill; default one streamed PUT per blob' })
       .option('jobs', { type: 'number', default: 6, describe: 'blobs copied in parallel' })

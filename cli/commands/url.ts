@@ -8,6 +8,7 @@ import { substitutersFor, withSubstituterOptions } from '../substituters.js';
 import { EXIT, UserError } from '../errors.js';
 import { terminalProgress } from '../progress.js';
 import { buildSecrets, netrcFileFor, splitCurlOptsArg, withNetrcOption, type NetrcArgs } from '../credentials.js';
+import { checkCurlOpts, refuseOptions } from '../arg-checks.js';
 
 interface UrlArgs extends GlobalArgs, NetrcArgs {
   url: string;
@@ -24,14 +25,21 @@ interface UrlArgs extends GlobalArgs, NetrcArgs {
   trustedKey?: string[];
 }
 
-/** `--sha256` takes any sha256 encoding (as pullImage's sha256); `--hash` any SRI or prefixed hash. */
+/**
+ * `--sha256` takes any sha256 encoding (as pullImage's sha256); `--hash` any SRI or prefixed hash.
+ * Only when neither option is given at all is there no pin (a prefetch): an empty value, as
+ * `--sha256 "$PIN"` gives with PIN unset, is an error, never a prefetch that passes.
+ */
 export function declaredHashArg(a: { sha256?: string; hash?: string }): Hash | undefined {
-  if (a.sha256 && a.hash) throw new UserError('give either --sha256 or --hash, not both', EXIT.usage);
-  try {
-    if (a.sha256) return parseHash(a.sha256, 'sha256');
-    if (a.hash) return parseHash(a.hash);
-  } catch (e) {
-    throw new UserError((e as Error).message, EXIT.usage);
+  if (a.sha256 !== undefined && a.hash !== undefined) throw new UserError('give either --sha256 or --hash, not both', EXIT.usage);
+  for (const [flag, value] of [['--sha256', a.sha256], ['--hash', a.hash]] as const) {
+    if (value === undefined) continue;
+    if (value.trim() === '') throw new UserError(`empty hash given to ${flag}`, EXIT.usage);
+    try {
+      return flag === '--sha256' ? parseHash(value, 'sha256') : parseHash(value);
+    } catch (e) {
+      throw new UserError(`${flag}: ${(e as Error).message}`, EXIT.usage);
+    }
   }
   return undefined;
 }
@@ -54,7 +62,7 @@ export const urlCommand: CommandModule<GlobalArgs, UrlArgs> = {
       .option('unpack', { type: 'boolean', describe: 'unpack tar, tar.gz, tar.xz, tar.zst or zip (one top-level directory stripped) and hash recursively' })
       .option('executable', { type: 'boolean', describe: 'make the file executable (hashed recursively)' })
       .option('keep-failed', { type: 'boolean', describe: 'keep the build directory on failure and print its path' })
-      .option('hashed-mirror', { type: 'string', array: true, describe: 'try <mirror>/sha256/<hex> first (repeatable; also NIX_HASHED_MIRRORS)' })
+      .option('hashed-mirror', { type: 'string', array: true, nargs: 1, describe: 'try <mirror>/sha256/<hex> first (repeatable; also NIX_HASHED_MIRRORS)' })
       .option('curl-opts', { type: 'string', describe: 'extra curl flags, as pull.nix curlOpts (see README for the supported table); their credentials (-u, -U, -H Authorization/Cookie) are never stored' })
       .option('base32', { type: 'boolean', describe: 'without a hash: print the nix32 hash instead of SRI' })
       .example('$0 url https://example.org/f.tar.gz --sha256 0abc…', 'fetch, verify, print the store path')
@@ -64,8 +72,12 @@ export const urlCommand: CommandModule<GlobalArgs, UrlArgs> = {
       .example("$0 url --curl-opts '-u alice:s3cret' https://internal/x", 'basic auth for that host only; not stored in the recipe')
       .example('$0 url --netrc-file ./netrc https://internal/x', "credentials from a netrc file ('machine internal login alice password s3cret')") as Argv<UrlArgs>,
   handler: async (a) => {
-    const store = openStore(a);
+    if (a.url === '') throw new UserError('empty URL', EXIT.usage);
     const hash = declaredHashArg(a);
+    refuseOptions({ '--base32': a.base32 === true && hash !== undefined }, 'with a hash (--base32 chooses how a prefetch prints the hash it found)');
+    refuseOptions({ '--base32': a.base32 === true && a.json === true }, 'with --json (the JSON has both forms: hash and sha256)');
+    await checkCurlOpts(a.curlOpts);
+    const store = openStore(a);
     // Credentials in --curl-opts go to the build, not into the recipe (a world-readable store path).
     const curlOpts = splitCurlOptsArg(a.curlOpts);
     let recipe;

@@ -4,8 +4,9 @@
 //   { "substituters": ["http://cache.lan:8080", "/mnt/usb/cache"],
 //     "trustedPublicKeys": ["cache.lan-1:BASE64…"], "requireSigs": true }
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { suggest } from '../text/index.js';
+import { configHome } from '../xdg/index.js';
 import { parsePublicKey, type PublicKey } from './keys.js';
 
 export interface MirrorConfig {
@@ -26,14 +27,34 @@ export interface MirrorConfigOverrides {
 }
 
 export function mirrorConfigPath(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.FETCH_IMAGE_CONFIG) return env.FETCH_IMAGE_CONFIG;
-  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
-  return join(base, 'fetch-image', 'config.json');
+  if (env.FETCH_IMAGE_CONFIG) return resolve(env.FETCH_IMAGE_CONFIG);
+  return join(configHome(env), 'fetch-image', 'config.json');
+}
+
+/** The keys a config file may have; anything else is a typo that would silently do nothing. */
+const CONFIG_KEYS = ['substituters', 'trustedPublicKeys', 'requireSigs'] as const;
+
+/** What a JSON value is, for messages: `a string`, `a list`, `null`, … */
+function jsonKind(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+/** Refuses keys the file format does not have, suggesting the one probably meant. */
+function checkKeys(json: Record<string, unknown>, file: string): void {
+  for (const key of Object.keys(json)) {
+    if ((CONFIG_KEYS as readonly string[]).includes(key)) continue;
+    const near = suggest(key, CONFIG_KEYS);
+    throw new Error(`unknown key '${key}' in ${file}${near ? ` (did you mean '${near}'?)` : ` (known keys: ${CONFIG_KEYS.join(', ')})`}`);
+  }
 }
 
 function stringList(v: unknown, field: string, file: string): string[] {
   if (v === undefined) return [];
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new Error(`${file}: "${field}" must be a list of strings`);
+  if (!Array.isArray(v)) throw new Error(`'${field}' in ${file} must be a list of strings, got ${jsonKind(v)}`);
+  const bad = v.find((x) => typeof x !== 'string' || x === '');
+  if (bad !== undefined) throw new Error(`'${field}' in ${file} must be a list of non-empty strings, got ${bad === '' ? 'an empty string' : jsonKind(bad)} in it`);
   return v as string[];
 }
 
@@ -59,7 +80,8 @@ export function loadMirrorConfig(env: NodeJS.ProcessEnv = process.env, overrides
     if (!found && err.code === 'ENOENT') json = {};
     else throw new Error(`config file ${file}: ${err.message}`);
   }
-  if (json.requireSigs !== undefined && typeof json.requireSigs !== 'boolean') throw new Error(`${file}: "requireSigs" must be true or false`);
+  checkKeys(json, file);
+  if (json.requireSigs !== undefined && typeof json.requireSigs !== 'boolean') throw new Error(`'requireSigs' in ${file} must be true or false, got ${jsonKind(json.requireSigs)}`);
   const fileSubs = stringList(json.substituters, 'substituters', file);
   const fileKeys = stringList(json.trustedPublicKeys, 'trustedPublicKeys', file);
   const keys: string[] = [];

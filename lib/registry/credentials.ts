@@ -21,9 +21,9 @@
  */
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { netrcLookup, readNetrc } from '../fetch/index.js';
+import { configHome, homeDir, runtimeDir } from '../xdg/index.js';
 import { DEFAULT_DOMAIN, DOCKER_HUB_CREDENTIALS_KEY, type ImageReference } from './reference.js';
 
 export interface Credentials {
@@ -49,7 +49,7 @@ export interface CredentialOptions {
   authFile?: string;
   /** Environment to read (default process.env). */
   env?: NodeJS.ProcessEnv;
-  /** Home directory (default os.homedir()). */
+  /** Home directory (default $HOME if absolute, else the passwd entry's). */
   home?: string;
   /** How a user gives credentials, for messages when none were found (default: `use --creds, docker login or an auth.json`). */
   credentialsHint?: string;
@@ -212,12 +212,13 @@ async function fromFile(path: string, legacy: boolean, ref: ImageReference, env:
 /** The auth files to read, in order, with whether each is in the legacy format. */
 export function authFilePaths(opts: CredentialOptions = {}): Array<{ path: string; legacy: boolean }> {
   const env = opts.env ?? process.env;
-  const home = opts.home ?? env.HOME ?? homedir();
+  const home = opts.home ?? homeDir(env);
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  const runtime = runtimeDir(env);
   const primary = opts.authFile
     ?? (env.REGISTRY_AUTH_FILE || undefined)
-    ?? (env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json') : `/run/containers/${uid}/auth.json`);
-  const xdgConfig = env.XDG_CONFIG_HOME || join(home, '.config');
+    ?? (runtime ? join(runtime, 'containers', 'auth.json') : `/run/containers/${uid}/auth.json`);
+  const xdgConfig = configHome({ ...env, HOME: home });
   const docker = env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, 'config.json') : join(home, '.docker', 'config.json');
   return [
     { path: primary, legacy: false },

@@ -1,6 +1,5 @@
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Hash, hashFile, parseHash } from '../hash/index.js';
 import { dumpPath, restoreNar } from '../nar/index.js';
@@ -9,6 +8,7 @@ import { ContentIndex } from './content-index.js';
 import { canonicalise, canonicaliseAll, fsyncDir, removeTree, writeFileAtomic } from './fsutil.js';
 import { DEFAULT_STORE_DIR, contentAddress, isStorePath, makeFixedOutputPath, makeTextPath, parseStorePath, type ContentMethod } from './path.js';
 import { ReferenceScanner } from './references.js';
+import { dataHome } from '../xdg/index.js';
 
 /** What the store records about a valid path; the field names follow `nix path-info --json`. */
 export interface PathInfo {
@@ -31,9 +31,9 @@ export interface StoreOptions {
 }
 
 export function defaultStoreRoot(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.FETCH_IMAGE_STORE) return env.FETCH_IMAGE_STORE;
-  const data = env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share');
-  return join(data, 'fetch-image');
+  // Relative settings are taken against the current directory, so every path printed is absolute.
+  if (env.FETCH_IMAGE_STORE) return resolve(env.FETCH_IMAGE_STORE);
+  return join(dataHome(env), 'fetch-image');
 }
 
 export interface RegisterOptions {
@@ -72,7 +72,7 @@ export class LocalStore {
 
   constructor(opts: StoreOptions = {}) {
     this.storeDir = (opts.storeDir ?? DEFAULT_STORE_DIR).replace(/\/+$/, '');
-    this.root = opts.root ?? defaultStoreRoot(opts.env);
+    this.root = opts.root !== undefined ? resolve(opts.root) : defaultStoreRoot(opts.env);
     this.physicalStoreDir = join(this.root, this.storeDir);
     this.varDir = join(this.root, 'nix', 'var', 'fetch-image');
     this.dbDir = join(this.varDir, 'db');

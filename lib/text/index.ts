@@ -1,0 +1,2 @@
+/** lib/text: small pure helpers for messages shown to people. */
+export { editDistance, suggest, typoDistance } from './suggest.js';
