@@ -6,6 +6,7 @@
 // each position (the error must name it), and the positional is seen in the requests too.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatPublicKey, generateKeyPair } from '../lib/mirror/index.js';
 import { startServer, type TestServer } from './helpers/http-servers.js';
@@ -87,6 +88,15 @@ function probes(srv: TestServer): Record<string, Probe> {
       positionals: [`${registry}/probe/app:v1`, `${registry}/dest/app`], fixed: ['--dry-run', '--src-tls-verify=false', '--dest-tls-verify=false'],
       positionalsSeen: requested('/v2/probe/app/manifests/v1'),
     },
+    audit: {
+      positionals: [], fixed: ['--json', '--checks', 'store'],
+      // Each pin file holds one pin, and both options are given twice: all four taken = four origins.
+      positionalsSeen: (_s, r) => {
+        assert.is(r.code, 0, r.stderr);
+        const origins = new Set((JSON.parse(r.stdout.toString()) as { results: { origin: string }[] }).results.map((x) => x.origin.replace(/:\d+$/, '')));
+        assert.is(origins.size, 4, [...origins].join(' '));
+      },
+    },
     'mirror config': {
       positionals: [], fixed: ['--json'],
       positionalsSeen: (_s, r) => assert.is(r.code, 0, r.stderr),
@@ -94,14 +104,25 @@ function probes(srv: TestServer): Record<string, Probe> {
   };
 }
 
-function optionCases(srv: TestServer): Record<string, OptionCase> {
+function optionCases(srv: TestServer, dir: string): Record<string, OptionCase> {
   const key = (name: string) => formatPublicKey(generateKeyPair(name).publicKey);
   return {
     substituter: { good: [srv.url('/sub-a'), srv.url('/sub-b')], requestPrefixes: ['/sub-a/', '/sub-b/'] },
     'hashed-mirror': { good: [srv.url('/hm-a'), srv.url('/hm-b')], requestPrefixes: ['/hm-a/sha256/', '/hm-b/sha256/'] },
     'trusted-key': { good: [key('probe-a-1'), key('probe-b-1')], bad: 'not-a-key' },
     platform: { good: ['linux/amd64', 'linux/arm64'], bad: 'no-such-platform' },
+    nix: { good: [join(dir, 'pins-a.nix'), join(dir, 'pins-b.nix')], bad: join(dir, 'no-such-pins.nix') },
+    'prefetch-json': { good: [join(dir, 'pin-a.json'), join(dir, 'pin-b.json')], bad: join(dir, 'no-such-pin.json') },
   };
+}
+
+/** Pin files for `audit --nix` / `--prefetch-json`, one pin each (audited with --checks store: no network). */
+function writePinFiles(dir: string): void {
+  const digest = `sha256:${'0'.repeat(64)}`;
+  for (const n of ['a', 'b']) {
+    writeFileSync(join(dir, `pins-${n}.nix`), `{ pullImage }: { ${n} = pullImage { imageName = "probe/${n}"; imageDigest = "${digest}"; sha256 = "${HASH}"; }; }\n`);
+    writeFileSync(join(dir, `pin-${n}.json`), JSON.stringify({ imageName: `probe/${n}`, imageDigest: digest, sha256: HASH }));
+  }
 }
 
 type Placement = 'before' | 'after' | 'equals' | 'dashdash';
@@ -129,8 +150,9 @@ test('every repeatable option takes one value per occurrence, before or after th
   });
   try {
     const found = await repeatableOptions();
+    writePinFiles(t.path);
     const table = probes(srv);
-    const cases = optionCases(srv);
+    const cases = optionCases(srv, t.path);
     const covered: string[] = [];
     for (const [command, options] of found) {
       if (!options.length) continue;

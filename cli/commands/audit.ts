@@ -39,11 +39,11 @@ function readText(file: string): string {
     return readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message}`);
+    throw new UserError(`cannot read '${file}': ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message}`, EXIT.usage);
   }
 }
 
-/** What to audit: the lock file, nixpkgs files and nix-prefetch-docker JSON, in that order. */
+/** What to audit: the lock file, nixpkgs files and nix-prefetch-docker JSON, in that order; a file that cannot be read or parsed is a usage error. */
 function collectEntries(a: AuditArgs, storeDir: string): { entries: AuditEntry[]; baseDir: string } {
   const entries: AuditEntry[] = [];
   const given = (a.nix?.length ?? 0) + (a.prefetchJson?.length ?? 0) > 0;
@@ -59,7 +59,7 @@ function collectEntries(a: AuditArgs, storeDir: string): { entries: AuditEntry[]
       entries.push(...entriesFromLock(parseLock(readText(abs), lockFile), lockFile));
     } catch (e) {
       if (e instanceof UserError) throw e;
-      throw new UserError((e as Error).message);
+      throw new UserError((e as Error).message, EXIT.usage);
     }
   }
   const arch = hostArchitecture();
@@ -68,7 +68,7 @@ function collectEntries(a: AuditArgs, storeDir: string): { entries: AuditEntry[]
       entries.push(...entriesFromNixPins(readNixPins(readText(file), file), arch, storeDir));
     } catch (e) {
       if (e instanceof UserError) throw e;
-      throw new UserError((e as Error).message);
+      throw new UserError((e as Error).message, EXIT.usage);
     }
   }
   for (const file of a.prefetchJson ?? []) {
@@ -80,7 +80,7 @@ function collectEntries(a: AuditArgs, storeDir: string): { entries: AuditEntry[]
       entries.push(...entriesFromNixPins(pins, arch, storeDir));
     } catch (e) {
       if (e instanceof UserError) throw e;
-      throw new UserError((e as Error).message);
+      throw new UserError((e as Error).message, EXIT.usage);
     }
   }
   if (entries.length === 0) throw new UserError('nothing to audit: the given files hold no pins');
