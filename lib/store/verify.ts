@@ -56,30 +56,27 @@ async function contentProblems(store: LocalStore, info: PathInfo, expectedCa: st
   }
   const narHash = new Hash('sha256', h.digest());
   const want = parseHash(info.narHash);
-  const problems: VerifyProblem[] = [];
-  if (!narHash.equals(want)) problems.push({ path: info.path, kind: 'nar-mismatch', problem: `NAR hash mismatch: recorded ${want.sri}, got ${narHash.sri}` });
-  else if (size !== info.narSize) problems.push({ path: info.path, kind: 'nar-mismatch', problem: `NAR size mismatch: recorded ${info.narSize}, got ${size}` });
+  // Content that changed since it was recorded fails its content address too: one line for it is enough.
+  if (!narHash.equals(want)) return { problems: [{ path: info.path, kind: 'nar-mismatch', problem: `NAR hash mismatch: recorded ${want.sri}, got ${narHash.sri}` }] };
+  if (size !== info.narSize) return { problems: [{ path: info.path, kind: 'nar-mismatch', problem: `NAR size mismatch: recorded ${info.narSize}, got ${size}` }] };
   const caText = info.ca ?? expectedCa;
-  if (!caText) return { problems };
+  if (!caText) return { problems: [] };
   const from = info.ca ? 'its content address' : 'the content address its deriver declares';
   try {
     const ca = parseContentAddress(caText, info.path);
     const { name } = parseStorePath(info.path, store.storeDir);
     const addressed = pathForContentAddress(ca, name, info.references, info.path, store.storeDir);
     if (addressed !== info.path) {
-      problems.push({ path: info.path, kind: 'ca-mismatch', problem: `${from} ${caText} gives ${addressed}, not this path` });
-      return { problems };
+      return { problems: [{ path: info.path, kind: 'ca-mismatch', problem: `${from} ${caText} gives ${addressed}, not this path` }] };
     }
     const got = await hashForContentAddress(ca, real, narHash);
     if (!got.equals(ca.hash)) {
-      problems.push({ path: info.path, kind: 'ca-mismatch', problem: `content does not match ${from} ${caText}: got ${got.sri}, want ${ca.hash.sri}` });
-      return { problems };
+      return { problems: [{ path: info.path, kind: 'ca-mismatch', problem: `content does not match ${from} ${caText}: got ${got.sri}, want ${ca.hash.sri}` }] };
     }
   } catch (e) {
-    problems.push({ path: info.path, kind: 'ca-mismatch', problem: `${from} cannot be checked: ${(e as Error).message}` });
-    return { problems };
+    return { problems: [{ path: info.path, kind: 'ca-mismatch', problem: `${from} cannot be checked: ${(e as Error).message}` }] };
   }
-  return problems.length ? { problems } : { problems, verifiedCa: caText };
+  return { problems: [], verifiedCa: caText };
 }
 
 export async function verifyStore(store: LocalStore, opts: VerifyOptions = {}): Promise<VerifyReport> {
