@@ -2,7 +2,7 @@ import { basename, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { DamagedPathError, type GcResult, type LocalStore, type PathInfo, type VerifyProblem, type VerifyReport } from '../../lib/store/index.js';
 import { dumpPath } from '../../lib/nar/index.js';
-import { deriverContentAddress } from '../../lib/recipe/index.js';
+import { deriverOf } from '../../lib/recipe/index.js';
 import { EXIT, UserError } from '../errors.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
 import { mirrorConfigFromArgs, withSubstituterOptions } from '../substituters.js';
@@ -42,6 +42,11 @@ function problemLine(p: VerifyProblem): string {
   return `${p.path}: ${p.problem}`;
 }
 
+/** Paths nothing in the store vouches for: not problems, but they answer no pin until hashed against one. */
+function unverifiedLines(r: VerifyReport): string[] {
+  return r.unverified.map((p) => `unverified ${p}: no content address and no stored recipe; a pin (or a recipe) must hash it before it is trusted`);
+}
+
 function verifySummary(r: VerifyReport): string {
   const verified = r.caVerified ? `; ${plural(r.caVerified, 'content address', 'content addresses')} hashed and recorded as verified` : '';
   return `checked ${plural(r.checked, 'path')}: ${r.problems.length ? plural(r.problems.length, 'problem') : 'no problems'}${verified}`;
@@ -63,10 +68,10 @@ async function verifyHandler(a: StoreArgs): Promise<void> {
   if (a.deleteInvalid && !a.repair) throw new UserError('--delete-invalid works with --repair: fetch-image store verify --repair --delete-invalid', EXIT.usage);
   const store = openStore(a);
   const checkContents = a.checkContents ?? false;
-  const verifyOnce = () => store.verify({ checkContents, expectedCa: (info) => deriverContentAddress(store, info) });
+  const verifyOnce = () => store.verify({ checkContents, deriverOf: (info) => deriverOf(store, info) });
   const first = await verifyOnce();
   if (!a.repair || !first.problems.length) {
-    emit(a, first, () => [...first.problems.map(problemLine), verifySummary(first)]);
+    emit(a, first, () => [...first.problems.map(problemLine), ...unverifiedLines(first), verifySummary(first)]);
     if (first.problems.length) process.exitCode = EXIT.verifyFailed;
     return;
   }

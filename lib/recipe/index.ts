@@ -1,5 +1,5 @@
 export {
-  FETCHER_IMPURE_ENV_VARS, PROXY_IMPURE_ENV_VARS, declaredContentAddress, declaredHash, deriverContentAddress, makeRecipe, outputPath, recipeFileName,
+  FETCHER_IMPURE_ENV_VARS, PROXY_IMPURE_ENV_VARS, declaredContentAddress, declaredHash, deriverOf, makeRecipe, outputPath, recipeFileName,
   serializeRecipe, storedRecipe,
 } from './recipe.js';
 export type { Json, OutputHash, Recipe } from './recipe.js';

@@ -95,11 +95,13 @@ export function declaredContentAddress(recipe: Recipe): string | undefined {
 }
 
 /**
- * The content address a path must have according to its deriver: the declared hash of the
- * fixed-output recipe recorded as deriver, when that recipe's output is this path.
+ * What the recipe recorded as a path's deriver says about it, when that recipe is in the store
+ * and its output is this path: the content address it declares (fixed outputs), or none
+ * (input-addressed: built here from it). Undefined when no stored recipe vouches for the path.
  */
-export function deriverContentAddress(store: LocalStore, info: PathInfo): string | undefined {
+export function deriverOf(store: LocalStore, info: PathInfo): { ca?: string } | undefined {
   const r = storedRecipe(store, info.deriver);
   if (!r || outputPath(r, store.storeDir) !== info.path) return undefined;
-  return declaredContentAddress(r);
+  const ca = declaredContentAddress(r);
+  return ca ? { ca } : {};
 }

@@ -27,10 +27,11 @@ export interface VerifyOptions {
   checkContents?: boolean;
   onPath?: (p: string) => void;
   /**
-   * The content address a path without a recorded one must have, if known elsewhere (e.g. the
-   * fixed-output recipe recorded as its deriver). Checked like a recorded one with checkContents.
+   * What the recipe recorded as a path's deriver vouches for, if it is in the store: the content
+   * address a fixed output must have (checked like a recorded one with checkContents), or `{}`
+   * for an input-addressed path built from it. Undefined: nothing vouches for the path.
    */
-  expectedCa?: (info: PathInfo) => string | undefined;
+  deriverOf?: (info: PathInfo) => { ca?: string } | undefined;
 }
 
 export interface VerifyReport {
@@ -39,6 +40,11 @@ export interface VerifyReport {
   problems: VerifyProblem[];
   /** Content addresses hashed against the content and found right (recorded as verified). */
   caVerified: number;
+  /**
+   * Valid paths with no content address that no stored recipe vouches for (imported from a
+   * bundle or a CA-less cache entry): not errors, but they answer no pin until hashed against it.
+   */
+  unverified: string[];
 }
 
 /** What is wrong with a valid path's content: NAR hash, size, content address. */
@@ -86,6 +92,7 @@ export async function verifyStore(store: LocalStore, opts: VerifyOptions = {}): 
   const recorded = new Set<string>();
   let checked = 0;
   let caVerified = 0;
+  const unverified: string[] = [];
   for (const { hashPart, record } of store.records()) {
     if (record.state === 'unreadable') {
       const base = byHashPart.get(hashPart);
@@ -106,8 +113,10 @@ export async function verifyStore(store: LocalStore, opts: VerifyOptions = {}): 
     for (const r of info.references) {
       if (r !== info.path && !store.isValid(r)) problems.push({ path: info.path, kind: 'invalid-reference', problem: `refers to ${r}, which is not valid`, reference: r });
     }
+    const vouch = info.ca ? undefined : opts.deriverOf?.(info);
+    if (!info.ca && !vouch) unverified.push(info.path);
     if (!opts.checkContents) continue;
-    const found = await contentProblems(store, info, info.ca ? undefined : opts.expectedCa?.(info));
+    const found = await contentProblems(store, info, vouch?.ca);
     problems.push(...found.problems);
     if (found.verifiedCa && !(info.ca && info.caVerified)) {
       store.updateInfo(info.path, { ca: found.verifiedCa, caVerified: true });
@@ -119,5 +128,5 @@ export async function verifyStore(store: LocalStore, opts: VerifyOptions = {}): 
     if (recorded.has(base) || store.pathBusy(path)) continue; // a live process may be between moving it in and recording it
     problems.push({ path, kind: 'orphan', problem: `content in the store with no metadata record (orphan at ${store.realPath(path)})` });
   }
-  return { checked, problems, caVerified };
+  return { checked, problems, caVerified, unverified: unverified.sort() };
 }
