@@ -82,6 +82,9 @@ test('url pin: a bundle forged with real Nix is refused at the pin, then reporte
     assert.is(srv.requests.length, 0);
     const again = await fi(root, ['url', srv.url('/pinned.bin'), '--sha256', h.sri]);
     assert.is(again.code, 102, 'refused every time, not only once');
+    const handOn = await fi(root, ['mirror', 'bundle', '--to', join(t.path, 'out.closure'), pinned]);
+    assert.is(handOn.code, 1, 'a path known to be forged is not handed on');
+    assert.match(handOn.stderr, `store path '${pinned}' is invalid`);
 
     const verify = await fi(root, ['store', 'verify', '--check-contents']);
     assert.is(verify.code, 3);

@@ -162,6 +162,34 @@ test('store add of a registered path whose content is damaged says so (exit 1) u
   }
 });
 
+test('a pinned fetch and a mirror import of a registered path whose content is gone make it whole again', async () => {
+  const t = tempDir();
+  const body = Buffer.from('fetched\n');
+  const srv = await startServer(fileHandler({ data: body }));
+  try {
+    const root = join(t.path, 's');
+    const store = new LocalStore({ root });
+    const h = Hash.of('sha256', body);
+    const p = (await fi(root, ['url', srv.url('/f.txt'), '--sha256', h.sri])).stdout.toString().trim();
+    const cache = join(t.path, 'cache');
+    assert.is((await fi(root, ['mirror', 'export', '--to', cache, p])).code, 0);
+    rmSync(store.realPath(p), { force: true });
+    const hits = srv.requests.length;
+    const again = await fi(root, ['url', srv.url('/f.txt'), '--sha256', h.sri]);
+    assert.is(again.code, 0, again.stderr);
+    assert.is(srv.requests.length, hits + 1, 'fetched again: a record without content is not a valid path');
+    assert.ok(readFileSync(store.realPath(p)).equals(body));
+    rmSync(store.realPath(p), { force: true });
+    const imp = await fi(root, ['mirror', 'import', '--from', cache, '--no-check-sigs', p]);
+    assert.is(imp.code, 0, imp.stderr);
+    assert.match(imp.stdout.toString(), `imported ${p}`);
+    assert.is((await fi(root, ['store', 'verify', '--check-contents'])).code, 0);
+  } finally {
+    await srv.close();
+    t.remove();
+  }
+});
+
 test('roots: add-root refuses to repoint without --force; roots lists and marks dangling; remove-root; delete names the root; url --add-root survives gc', async () => {
   const t = tempDir();
   const body = Buffer.from('keep me\n');

@@ -35,7 +35,7 @@ export async function writeBundle(store: LocalStore, paths: readonly string[], o
   const progress = opts.progress ?? SILENT_PROGRESS;
   const closure = store.closure(paths);
   for (const p of closure) {
-    const info = store.requireInfo(p);
+    const info = store.requireSound(p);
     await write(out, int(1));
     const h = createHash('sha256');
     let size = 0;

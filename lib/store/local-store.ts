@@ -339,6 +339,18 @@ export class LocalStore {
     fsyncDir(this.dbDir);
   }
 
+  /**
+   * The record of a valid path that may be handed on (exported, bundled): not one whose content
+   * a pin found not to match its content address.
+   */
+  requireSound(storePath: string): PathInfo {
+    const info = this.requireInfo(storePath);
+    if (info.ca && info.caVerified === false) {
+      throw new Error(`store path '${storePath}' is invalid: its content does not match its content address ${info.ca}; run 'store verify --check-contents --repair'`);
+    }
+    return info;
+  }
+
   requireInfo(storePath: string): PathInfo {
     const info = this.pathInfo(storePath);
     if (!info) throw new Error(`path '${storePath}' is not valid in the store at ${this.root}`);
