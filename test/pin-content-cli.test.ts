@@ -140,9 +140,11 @@ test('image pull pin: an unsigned, CA-less cache entry with other bytes is refus
     reg.addManifest('team/app', layout.images[0]!.manifest, layout.images[0]!.mediaType, ['v1']);
     const ref = `${reg.host}/team/app:v1`;
     const a = join(t.path, 'a');
-    const pre = await fi(a, ['--json', ref, '--tls-verify=false']);
+    const pre = await fi(a, ['--json', ref, '--tls-verify=false', '--add-root', 'app']);
     assert.is(pre.code, 0, pre.stderr);
     const pin = JSON.parse(pre.stdout.toString()) as { sha256: string; storePath: string; path: string };
+    assert.is((await fi(a, ['store', 'gc'])).code, 0);
+    assert.ok(new LocalStore({ root: a }).isValid(pin.storePath), 'pull --add-root keeps the image from gc');
 
     const forger = join(t.path, 'forger');
     await forgeInStore(forger, pin.storePath, Buffer.from('not an image archive'));

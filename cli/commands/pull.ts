@@ -185,7 +185,7 @@ async function pullV1Handler(a: PullArgs, store: LocalStore, hash: Hash | undefi
   }
   let tarball: string | undefined;
   if (a.tarball) tarball = (await realise(store, v1TarballRecipe(r.path, imageName, imageTag), opts)).path;
-  addRootIfAsked(a, store, tarball ?? r.path);
+  addRootIfAsked(a, store, r.path);
   const info = r.buildInfo ?? {};
   const pin = {
     imageName, imageTag, imageId: String(info.imageId ?? pinned.args.imageId ?? ''),
