@@ -190,9 +190,8 @@ export class LocalStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'absent' };
       return { state: 'unreadable', file, reason: (e as Error).message };
     }
-    const reason = recordFault(text, this.storeDir);
-    if (reason) return { state: 'unreadable', file, reason };
-    return { state: 'ok', file, info: JSON.parse(text) as PathInfo };
+    const r = parseRecord(text, this.storeDir);
+    return typeof r === 'string' ? { state: 'unreadable', file, reason: r } : { state: 'ok', file, info: r };
   }
 
   /** Every metadata file in the database, readable or not. */
@@ -668,8 +667,9 @@ export class LocalStore {
     for (const p of paths) {
       this.requireInfo(p);
       if (live.has(p)) {
-        const by = this.rootsReaching(p).map((r) => (r.path === p ? `'${r.name}'` : `'${r.name}' (via ${r.path})`));
-        throw new Error(`cannot delete '${p}': it is protected by GC root ${by.join(', ')}; remove the root first ('store remove-root NAME')`);
+        const roots = this.rootsReaching(p);
+        const by = roots.map((r) => (r.path === p ? `'${r.name}'` : `'${r.name}' (via ${r.path})`));
+        throw new Error(`cannot delete '${p}': it is protected by GC root ${by.join(', ')}; remove the root first ('store remove-root ${roots[0]?.name ?? 'NAME'}')`);
       }
       const referrer = this.list().find((i) => i.path !== p && !doomed.has(i.path) && i.references.includes(p));
       if (referrer) throw new Error(`cannot delete '${p}': it is still referenced by '${referrer.path}'`);
@@ -695,8 +695,8 @@ export class LocalStore {
   }
 }
 
-/** Why a record file cannot be used (truncated, not JSON, fields missing), or undefined. */
-function recordFault(text: string, storeDir: string): string | undefined {
+/** The record a metadata file holds, or why it cannot be used (truncated, not JSON, fields missing). */
+function parseRecord(text: string, storeDir: string): PathInfo | string {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -717,5 +717,5 @@ function recordFault(text: string, storeDir: string): string | undefined {
   if (!Array.isArray(r.signatures) || r.signatures.some((x) => typeof x !== 'string')) return "its 'signatures' are not strings";
   if (r.ca !== undefined && typeof r.ca !== 'string') return "its 'ca' is not a string";
   if (r.deriver !== undefined && (typeof r.deriver !== 'string' || !isStorePath(r.deriver, storeDir))) return "its 'deriver' is not a store path";
-  return undefined;
+  return r as unknown as PathInfo; // every field PathInfo requires was checked above; others are kept as written
 }
