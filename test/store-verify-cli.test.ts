@@ -116,7 +116,7 @@ test('verify reports each kind of damage on its own line (exit 3); --repair fixe
     assert.match(out, new RegExp(`repaired ${adoptable}: registered again`));
     assert.match(out, new RegExp(`cannot repair ${junk}: `));
     assert.match(out, new RegExp(`cannot repair ${top2}: its reference ${lost} cannot be repaired`));
-    assert.match(out, /2 problems left \(add --delete-invalid/);
+    assert.match(out, /2 problems left\nhint: .*or add --delete-invalid/);
     assert.ok(srv.requests.length > hits, 'the url was fetched again');
     assert.ok(readFileSync(store.realPath(flipped)).equals(body));
     assert.ok(store.isValid(junk) === false && store.hasContent(junk), 'what cannot be repaired stays as it was without --delete-invalid');

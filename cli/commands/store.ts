@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { DamagedPathError, type GcResult, type LocalStore, type PathInfo, type VerifyProblem, type VerifyReport } from '../../lib/store/index.js';
 import { dumpPath } from '../../lib/nar/index.js';
 import { deriverOf } from '../../lib/recipe/index.js';
+import type { RepairOutcome } from '../../lib/mirror/index.js';
 import { EXIT, UserError } from '../errors.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
 import { mirrorConfigFromArgs, withSubstituterOptions } from '../substituters.js';
@@ -63,6 +64,12 @@ function gcLines(r: GcResult, dry: boolean): string[] {
   ];
 }
 
+function repairLine(r: RepairOutcome): string {
+  if (r.action === 'repaired') return `repaired ${r.path}: ${r.detail}`;
+  if (r.action === 'deleted') return `deleted ${r.path} (${r.detail})`;
+  return `cannot repair ${r.path}: ${r.detail}`;
+}
+
 /** verify, then with --repair fix what it can and verify again; exit 3 while anything is left. */
 async function verifyHandler(a: StoreArgs): Promise<void> {
   if (a.deleteInvalid && !a.repair) throw new UserError('--delete-invalid works with --repair: fetch-image store verify --repair --delete-invalid', EXIT.usage);
@@ -83,11 +90,12 @@ async function verifyHandler(a: StoreArgs): Promise<void> {
   const after = await verifyOnce();
   emit(a, { ...first, repairs, remaining: after.problems }, () => [
     ...first.problems.map(problemLine),
-    ...repairs.map((r) => (r.action === 'unrepaired' ? `cannot repair ${r.path}: ${r.detail}` : `${r.action} ${r.path}: ${r.detail}`)),
+    ...repairs.map(repairLine),
     verifySummary(first),
-    after.problems.length
-      ? `${plural(after.problems.length, 'problem')} left${a.deleteInvalid ? '' : " (add --delete-invalid to delete what cannot be repaired)"}`
-      : 'the store verifies now',
+    ...(after.problems.length
+      ? [`${plural(after.problems.length, 'problem')} left`,
+        `hint: give --substituter CACHE (with --trusted-key), re-add originals with 'store add --repair PATH'${a.deleteInvalid ? '' : ', or add --delete-invalid to delete what cannot be repaired'}`]
+      : ['the store verifies now']),
   ]);
   if (after.problems.length) process.exitCode = EXIT.verifyFailed;
 }

@@ -146,7 +146,7 @@ class Repairer {
       const path = doomed.shift()!;
       if (results.some((r) => r.path === path && r.action === 'deleted')) continue;
       await this.store.deleteInvalid(path);
-      results.push({ path, action: 'deleted', detail: path === p.path ? why : `it referred to a deleted path` });
+      results.push({ path, action: 'deleted', detail: path === p.path ? `cannot be repaired: ${why}` : 'it referred to a deleted path' });
       const referrers = this.store.list().filter((i: PathInfo) => i.path !== path && i.references.includes(path));
       doomed.push(...referrers.map((i) => i.path));
     }
