@@ -10,7 +10,7 @@ import { hashForContentAddress, inferContentAddress, parseContentAddress } from 
 import { canonicalise, canonicaliseAll, fsyncDir, removeTree, treeBytes, writeFileAtomic } from './fsutil.js';
 import { DEFAULT_STORE_DIR, contentAddress, isStorePath, makeFixedOutputPath, makeTextPath, parseStorePath, type ContentMethod } from './path.js';
 import { ReferenceScanner } from './references.js';
-import { deadTempEntries, registerTempArea, sweepDeadTempEntries, type DeadTempEntry } from './temp-areas.js';
+import { deadTempEntries, onInterruptUndo, registerTempArea, sweepDeadTempEntries, type DeadTempEntry } from './temp-areas.js';
 import { verifyStore, type VerifyOptions, type VerifyReport } from './verify.js';
 
 /** What the store records about a valid path; the field names follow `nix path-info --json`. */
@@ -317,14 +317,21 @@ export class LocalStore {
         }
       }
       fsyncDir(this.dbDir);
+      const restore = () => {
+        forget();
+        // Content first, record last: the order a path becomes valid in.
+        for (const [from, to] of [...moved].reverse()) if (!lstatSync(from, { throwIfNoEntry: false })) renameSync(to, from);
+        rmSync(aside, { recursive: true, force: true });
+      };
+      // Interrupted mid-repair: the path goes back as it was rather than vanishing with the temp entry.
+      const forget = onInterruptUndo(restore);
       return {
         ...(r.state === 'ok' ? { info: r.info } : {}),
-        restore: () => {
-          // Content first, record last: the order a path becomes valid in.
-          for (const [from, to] of [...moved].reverse()) if (!lstatSync(from, { throwIfNoEntry: false })) renameSync(to, from);
-          rmSync(aside, { recursive: true, force: true });
+        restore,
+        discard: () => {
+          forget();
+          return removeTree(aside);
         },
-        discard: () => removeTree(aside),
       };
     } finally {
       lock.release();

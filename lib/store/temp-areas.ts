@@ -29,8 +29,25 @@ function entries(dir: string): string[] {
   }
 }
 
+/** Work that must be undone before this process's temp entries go (e.g. a path moved aside for a repair). */
+const undoBeforeCleanup = new Set<() => void>();
+
+/** Registers `undo` to run if the process is interrupted; returns the function that unregisters it. */
+export function onInterruptUndo(undo: () => void): () => void {
+  undoBeforeCleanup.add(undo);
+  return () => undoBeforeCleanup.delete(undo);
+}
+
 /** Removes this process's temp entries in every area (synchronous: it runs in a signal handler). */
 export function removeOwnTempEntries(): void {
+  for (const undo of undoBeforeCleanup) {
+    try {
+      undo();
+    } catch {
+      // best effort: the entry stays a dead owner's, for verify and gc to find
+    }
+  }
+  undoBeforeCleanup.clear();
   for (const dir of areas) {
     for (const name of entries(dir)) {
       if (tempOwner(name) !== process.pid) continue;
