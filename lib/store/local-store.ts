@@ -10,6 +10,7 @@ import { hashForContentAddress, inferContentAddress, parseContentAddress } from 
 import { canonicalise, canonicaliseAll, fsyncDir, removeTree, treeBytes, writeFileAtomic } from './fsutil.js';
 import { DEFAULT_STORE_DIR, contentAddress, isStorePath, makeFixedOutputPath, makeTextPath, parseStorePath, type ContentMethod } from './path.js';
 import { ReferenceScanner } from './references.js';
+import { parseRecord } from './records.js';
 import { deadTempEntries, onInterruptUndo, registerTempArea, sweepDeadTempEntries, type DeadTempEntry } from './temp-areas.js';
 import { verifyStore, type VerifyOptions, type VerifyReport } from './verify.js';
 
@@ -700,29 +701,4 @@ export class LocalStore {
       lock.release();
     }
   }
-}
-
-/** The record a metadata file holds, or why it cannot be used (truncated, not JSON, fields missing). */
-function parseRecord(text: string, storeDir: string): PathInfo | string {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    return text.length === 0 ? 'it is empty' : `it is not valid JSON (truncated?): ${(e as Error).message}`;
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'it is not a JSON object';
-  const r = v as Record<string, unknown>;
-  if (typeof r.path !== 'string' || !isStorePath(r.path, storeDir)) return `its 'path' is not a path in ${storeDir}`;
-  if (typeof r.narHash !== 'string') return "it has no 'narHash'";
-  try {
-    parseHash(r.narHash);
-  } catch (e) {
-    return `its narHash is unusable: ${(e as Error).message}`;
-  }
-  if (typeof r.narSize !== 'number' || !Number.isSafeInteger(r.narSize) || r.narSize < 0) return "its 'narSize' is not a size";
-  if (!Array.isArray(r.references) || r.references.some((x) => typeof x !== 'string' || !isStorePath(x, storeDir))) return "its 'references' are not store paths";
-  if (!Array.isArray(r.signatures) || r.signatures.some((x) => typeof x !== 'string')) return "its 'signatures' are not strings";
-  if (r.ca !== undefined && typeof r.ca !== 'string') return "its 'ca' is not a string";
-  if (r.deriver !== undefined && (typeof r.deriver !== 'string' || !isStorePath(r.deriver, storeDir))) return "its 'deriver' is not a store path";
-  return r as unknown as PathInfo; // every field PathInfo requires was checked above; others are kept as written
 }
