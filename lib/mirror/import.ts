@@ -39,7 +39,7 @@ export interface ImportedPath {
 }
 
 /** How an import says that a path has nothing proving its bytes are what its name promises. */
-export const UNVERIFIED_NOTE = 'unverified: no content address; a pin or store verify --check-contents will hash it before trusting it';
+export const UNVERIFIED_NOTE = 'unverified: no content address proven; it answers no pin until its content is hashed against one';
 
 const HASH_PART = /^[0-9a-df-np-sv-z]{32}$/;
 
