@@ -148,6 +148,22 @@ test('verify --check-contents reports every tampered path', async () => {
   }
 });
 
+test('verify: content a live process is registering (its path lock held) is not an orphan; once released it is', async () => {
+  const t = tempDir();
+  const store = new LocalStore({ root: join(t.path, 's') });
+  try {
+    const p = '/nix/store/0123456789abcdfghijklmnpqrsvwxyz-in-flight';
+    const lock = await store.lockPath(p);
+    writeFileSync(store.realPath(p), 'moved in, record not written yet');
+    assert.equal((await store.verify()).problems, []);
+    assert.equal((await store.gc({ dryRun: true })).orphans, []);
+    lock.release();
+    assert.equal((await store.verify()).problems.map((x) => `${x.kind} ${x.path}`), [`orphan ${p}`]);
+  } finally {
+    t.remove();
+  }
+});
+
 test('reference scanner finds hash parts split across chunk boundaries', () => {
   const a = '/nix/store/xv2iccirbrvklck36f1g7vldn5v58vck-myfile';
   const b = '/nix/store/a00d5f71k0vp5a6klkls0mvr1f7sx6ch-bar';
