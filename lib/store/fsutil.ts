@@ -134,7 +134,13 @@ export function treeBytes(path: BytePath): number {
   const st = lstatSync(path, { throwIfNoEntry: false });
   if (!st) return 0;
   if (!st.isDirectory()) return st.size;
+  let names: Buffer[];
+  try {
+    names = readdirSync(path, { encoding: 'buffer' });
+  } catch {
+    return 0; // removed meanwhile (another process's gc): nothing left to count
+  }
   let total = 0;
-  for (const name of readdirSync(path, { encoding: 'buffer' })) total += treeBytes(child(path, name));
+  for (const name of names) total += treeBytes(child(path, name));
   return total;
 }

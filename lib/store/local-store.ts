@@ -648,7 +648,7 @@ export class LocalStore {
     if (!opts.dryRun) {
       for (const p of dead) await this.deleteUnchecked(p);
       for (const p of orphans) await this.removeOrphan(p);
-      for (const t of temps) await removeTree(t.path);
+      for (const t of temps) await removeTree(t.path).catch(() => undefined); // a concurrent gc may be removing it too
       new ContentIndex(this).prune();
     }
     return { dead, orphans, tempDirs: temps.map((t) => t.path), deadBytes, orphanBytes, tempBytes, bytesFreed: deadBytes + orphanBytes + tempBytes };

@@ -83,7 +83,14 @@ export function deadTempEntries(dir: string): DeadTempEntry[] {
 
 /** Removes the temp entries of dead processes in `dir`; returns what was removed. */
 export async function sweepDeadTempEntries(dir: string): Promise<DeadTempEntry[]> {
-  const dead = deadTempEntries(dir);
-  for (const d of dead) await removeTree(d.path);
-  return dead;
+  const removed: DeadTempEntry[] = [];
+  for (const d of deadTempEntries(dir)) {
+    try {
+      await removeTree(d.path);
+      removed.push(d);
+    } catch {
+      // another process is removing it too, or it cannot be removed: never a reason to fail the command
+    }
+  }
+  return removed;
 }
