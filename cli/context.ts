@@ -1,4 +1,5 @@
 import { LocalStore } from '../lib/store/index.js';
+import { cleanUpOnInterrupt } from './interrupt.js';
 
 /** Options every command accepts. */
 export interface GlobalArgs {
@@ -7,7 +8,9 @@ export interface GlobalArgs {
   quiet?: boolean;
 }
 
+/** The store the command works on; from now on an interrupt removes this process's temp entries. */
 export function openStore(args: GlobalArgs): LocalStore {
+  cleanUpOnInterrupt();
   return args.store ? new LocalStore({ root: args.store }) : new LocalStore();
 }
 

@@ -117,7 +117,8 @@ async function world(): Promise<World> {
   return { t, src, c, key: generateKeyPair('test-cache-1') };
 }
 
-const infoSummary = (s: LocalStore) => s.list().map(({ registrationTime: _r, signatures: _s, ...rest }) => rest);
+// caVerified is this store's own knowledge (was the content hashed against its CA here?), not path metadata that travels.
+const infoSummary = (s: LocalStore) => s.list().map(({ registrationTime: _r, signatures: _s, caVerified: _v, ...rest }) => rest);
 
 test('export → import round trip for xz, zstd and none: same paths, hashes, references, CA, deriver', async () => {
   const w = await world();

@@ -4,7 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import {
   exportToCache, formatPublicKey, formatSecretKey, generateKeyPair, importFromCache, isCompression,
   mirrorConfigPath, openCache, parseSecretKey, parseTrustedKeys, readBundle, resolvePathArgs, serveStore, substituteFromCaches,
-  writeBundle, writeBundleFile, COMPRESSIONS, DEFAULT_COMPRESSION, type Compression, type RefResolver, type SecretKey,
+  writeBundle, writeBundleFile, COMPRESSIONS, DEFAULT_COMPRESSION, UNVERIFIED_NOTE, type Compression, type ImportedPath, type RefResolver, type SecretKey,
 } from '../../lib/mirror/index.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
 import { mirrorGroup } from './mirror-group.js';
@@ -54,6 +54,11 @@ function parseListen(s: string | undefined): { host: string; port: number } {
 }
 
 const sub = <A>(m: CommandModule<MirrorArgs, A & MirrorArgs>) => m;
+
+/** One line per path; paths nothing proved (no content address) say so: they answer no pin unchecked. */
+function importedLines(r: readonly ImportedPath[]): string[] {
+  return r.map((x) => `${x.imported ? 'imported' : 'present '} ${x.path}${x.verified === false ? ` (${UNVERIFIED_NOTE})` : ''}`);
+}
 
 export interface MirrorCommandOptions<E = GlobalArgs> {
   /** Turns image references (`ubuntu:latest`, a pin) into store paths; without it only store paths are taken. */
@@ -144,7 +149,7 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
           }).catch((e: Error) => {
             throw new UserError(e.message);
           });
-          emit(a, { paths: r }, () => r.map((x) => `${x.imported ? 'imported' : 'present '} ${x.path}`));
+          emit(a, { paths: r }, () => importedLines(r));
         },
       }))
       .command(sub({
@@ -233,7 +238,7 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
             .catch((e: Error) => {
               throw new UserError(e.message);
             });
-          emit(a, { paths: r }, () => r.map((x) => `${x.imported ? 'imported' : 'present '} ${x.path}`));
+          emit(a, { paths: r }, () => importedLines(r));
         },
       }))
       .command(sub({

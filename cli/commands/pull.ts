@@ -12,6 +12,7 @@ import { asUserError, declaredHashArg } from './url.js';
 import { checkCreds, checkCurlOpts, imageRefArg, refuseOptions } from '../arg-checks.js';
 import { substitutersFor, withSubstituterOptions } from '../substituters.js';
 import { buildSecrets, netrcFileFor, withNetrcOption, type NetrcArgs } from '../credentials.js';
+import { ADD_ROOT_OPTION, addRootIfAsked } from '../add-root.js';
 
 interface PullArgs extends GlobalArgs, NetrcArgs {
   ref: string;
@@ -40,6 +41,7 @@ interface PullArgs extends GlobalArgs, NetrcArgs {
   registryUrl?: string;
   imageId?: string;
   tarball?: boolean;
+  addRoot?: string;
 }
 
 /** The pin in the shape of nixpkgs `pullImage { … }`. */
@@ -117,7 +119,8 @@ const pullOptions = (y: Argv<GlobalArgs>) =>
     .option('registry-url', { type: 'string', describe: "v1 registry (default: the index's X-Docker-Endpoints, else the index host)" })
     .option('image-id', { type: 'string', describe: 'v1: pull this image id instead of resolving the tag' })
     .option('tarball', { type: 'boolean', describe: 'v1: also write the deterministic .tar.gz (with manifest.json, for docker/podman load)' })
-    .example('$0 ubuntu:22.04', 'prefetch: pull, add to the store, print the pin')
+    .option('add-root', ADD_ROOT_OPTION)
+    .example('$0 ubuntu:22.04 --add-root ubuntu', 'prefetch: pull, add to the store (kept from gc by root ubuntu), print the pin')
     .example('$0 ubuntu:22.04 --json', 'the pin as JSON (imageDigest is the platform manifest digest)')
     .example('$0 ubuntu:22.04 --nix', 'the pin as a pullImage expression')
     .example('$0 ubuntu@sha256:… --sha256 1ab…', 'verify against a pin; no network at all if already in the store')
@@ -147,10 +150,12 @@ async function pullHandler(a: PullArgs): Promise<void> {
   const opts = realiseOptions(a);
   if (hash) {
     const r = await realise(store, recipe, opts).catch(asUserError);
+    addRootIfAsked(a, store, r.path);
     emit(a, { storePath: r.path, path: store.realPath(r.path), hash: hash.sri, source: r.source, ...(r.buildInfo ?? {}) }, () => r.path);
     return;
   }
-  const r = await prefetch(store, recipe, format === 'oci' ? 'recursive' : 'flat', opts);
+  const r = await prefetch(store, recipe, format === 'oci' ? 'recursive' : 'flat', opts).catch(asUserError);
+  addRootIfAsked(a, store, r.path);
   const info = (r.buildInfo ?? {}) as { [key: string]: Json };
   const args = r.recipe.args as { imageName: string; finalImageName: string; finalImageTag: string };
   const pin = {
@@ -220,11 +225,12 @@ async function pullV1Handler(a: PullArgs, store: LocalStore, hash: Hash | undefi
     r = await realise(store, recipe, opts).catch(asUserError);
     pinHash = hash;
   } else {
-    const p = await prefetch(store, recipe, 'recursive', opts);
+    const p = await prefetch(store, recipe, 'recursive', opts).catch(asUserError);
     [r, pinned, pinHash] = [p, p.recipe, p.hash];
   }
   let tarball: string | undefined;
   if (a.tarball) tarball = (await realise(store, v1TarballRecipe(r.path, imageName, imageTag), opts)).path;
+  addRootIfAsked(a, store, r.path);
   const info = r.buildInfo ?? {};
   const pin = {
     imageName, imageTag, imageId: String(info.imageId ?? pinned.args.imageId ?? ''),

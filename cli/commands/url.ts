@@ -9,6 +9,7 @@ import { EXIT, UserError } from '../errors.js';
 import { terminalProgress } from '../progress.js';
 import { buildSecrets, netrcFileFor, splitCurlOptsArg, withNetrcOption, type NetrcArgs } from '../credentials.js';
 import { checkCurlOpts, refuseOptions } from '../arg-checks.js';
+import { ADD_ROOT_OPTION, addRootIfAsked } from '../add-root.js';
 
 interface UrlArgs extends GlobalArgs, NetrcArgs {
   url: string;
@@ -23,6 +24,7 @@ interface UrlArgs extends GlobalArgs, NetrcArgs {
   base32?: boolean;
   substituter?: string[];
   trustedKey?: string[];
+  addRoot?: string;
 }
 
 /**
@@ -65,7 +67,8 @@ export const urlCommand: CommandModule<GlobalArgs, UrlArgs> = {
       .option('hashed-mirror', { type: 'string', array: true, nargs: 1, describe: 'try <mirror>/sha256/<hex> first (repeatable; also NIX_HASHED_MIRRORS)' })
       .option('curl-opts', { type: 'string', describe: 'extra curl flags, as pull.nix curlOpts (see README for the supported table); their credentials (-u, -U, -H Authorization/Cookie) are never stored' })
       .option('base32', { type: 'boolean', describe: 'without a hash: print the nix32 hash instead of SRI' })
-      .example('$0 url https://example.org/f.tar.gz --sha256 0abc…', 'fetch, verify, print the store path')
+      .option('add-root', ADD_ROOT_OPTION)
+      .example('$0 url https://example.org/f.tar.gz --sha256 0abc… --add-root f', 'fetch, verify, print the store path; root f keeps it from gc')
       .example('$0 url https://example.org/f.tar.gz', 'prefetch: print the hash to pin (and the path on stderr)')
       .example('$0 url --unpack https://example.org/src.tar.xz --hash sha256-…', 'like fetchzip')
       .example("NIX_CURL_FLAGS='-k --retry 3' $0 url https://internal/x", 'curl flags from the environment')
@@ -99,10 +102,12 @@ export const urlCommand: CommandModule<GlobalArgs, UrlArgs> = {
     };
     if (hash) {
       const r = await realise(store, recipe, opts).catch(asUserError);
+      addRootIfAsked(a, store, r.path);
       emit(a, { storePath: r.path, path: store.realPath(r.path), hash: hash.sri, source: r.source }, () => r.path);
       return;
     }
-    const r = await prefetch(store, recipe, outputModeOf({ unpack: a.unpack ?? false, executable: a.executable ?? false }), opts);
+    const r = await prefetch(store, recipe, outputModeOf({ unpack: a.unpack ?? false, executable: a.executable ?? false }), opts).catch(asUserError);
+    addRootIfAsked(a, store, r.path);
     if (!a.json && !a.quiet) process.stderr.write(`path is '${r.path}'\n`);
     emit(a, { storePath: r.path, path: store.realPath(r.path), hash: r.hash.sri, sha256: r.hash.nix32, url: a.url, name: recipe.name },
       () => (a.base32 ? r.hash.nix32 : r.hash.sri));

@@ -1,17 +1,7 @@
-import { readFileSync } from 'node:fs';
-import type { Recipe } from '../recipe/index.js';
+import { storedRecipe } from '../recipe/index.js';
 import { parseReference } from '../registry/index.js';
 import type { LocalStore } from '../store/index.js';
 import { FETCH_IMAGE_BUILDER, FETCH_IMAGE_V1_BUILDER } from './builtins.js';
-
-function recipeOf(store: LocalStore, deriver: string | undefined): Recipe | undefined {
-  if (!deriver?.endsWith('.recipe.json') || !store.isValid(deriver)) return undefined;
-  try {
-    return JSON.parse(readFileSync(store.realPath(deriver), 'utf8')) as Recipe;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * The store paths of images already pulled that an image reference names: `name[:tag]` matches
@@ -22,7 +12,7 @@ export async function resolveImageRef(ref: string, store: LocalStore): Promise<s
   const want = parseReference(ref);
   const found: string[] = [];
   for (const info of store.list()) {
-    const r = recipeOf(store, info.deriver);
+    const r = storedRecipe(store, info.deriver);
     if (!r) continue;
     const a = r.args as Record<string, unknown>;
     if (r.builder === FETCH_IMAGE_BUILDER && typeof a.imageReference === 'string') {

@@ -8,10 +8,10 @@ import { Hash, parseHash } from '../hash/index.js';
 import { dumpPath, encodeStr } from '../nar/index.js';
 import { restoreNarQuickly } from './restore.js';
 import { SILENT_PROGRESS, type ProgressSink } from '../recipe/index.js';
-import { fsyncDir, isStorePath, parseStorePath, type LocalStore } from '../store/index.js';
+import { fsyncDir, inferContentAddress, isStorePath, parseStorePath, type LocalStore } from '../store/index.js';
 import { ByteReader } from './byte-reader.js';
-import { inferContentAddress } from './content-address.js';
-import type { ImportedPath } from './import.js';
+
+import { UNVERIFIED_NOTE, type ImportedPath } from './import.js';
 import { frameNar } from './nar-frame.js';
 
 export const EXPORT_MAGIC = 0x4558494e;
@@ -35,7 +35,7 @@ export async function writeBundle(store: LocalStore, paths: readonly string[], o
   const progress = opts.progress ?? SILENT_PROGRESS;
   const closure = store.closure(paths);
   for (const p of closure) {
-    const info = store.requireInfo(p);
+    const info = store.requireSound(p);
     await write(out, int(1));
     const h = createHash('sha256');
     let size = 0;
@@ -151,19 +151,20 @@ export async function readBundle(store: LocalStore, input: AsyncIterable<Uint8Ar
       const missing = refs.find((x) => x !== path && !store.isValid(x));
       if (missing) throw new Error(`${where}: ${path} refers to ${missing}, which is neither valid nor earlier in the bundle`);
       if (store.isValid(path)) {
-        results.push({ path, imported: false });
+        results.push({ path, imported: false, verified: store.requireInfo(path).caVerified === true });
         continue;
       }
       const narHash = new Hash('sha256', h.digest());
+      // The format carries no content address: one proven by the name and the content is checked.
       const ca = await inferContentAddress(path, narHash, refs, out, store.storeDir);
       const lock = await store.lockPath(path);
       try {
-        await store.register(path, out, { references: refs, narHash, narSize: size, ...(ca ? { ca } : {}), ...(deriver ? { deriver } : {}) });
+        await store.register(path, out, { references: refs, narHash, narSize: size, ...(ca ? { ca, caVerified: true } : {}), ...(deriver ? { deriver } : {}) });
       } finally {
         lock.release();
       }
-      opts.log?.(`imported ${path}`);
-      results.push({ path, imported: true });
+      opts.log?.(`imported ${path}${ca ? '' : ` (${UNVERIFIED_NOTE})`}`);
+      results.push({ path, imported: true, verified: ca !== undefined });
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }

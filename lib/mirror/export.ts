@@ -112,7 +112,7 @@ export async function exportToCache(store: LocalStore, paths: readonly string[],
   prepareCacheDir(dir, store.storeDir);
   const results: ExportedPath[] = [];
   for (const p of store.closure(paths)) {
-    const info = store.requireInfo(p);
+    const info = store.requireSound(p);
     const narinfoFile = join(dir, `${parseStorePath(p, store.storeDir).hashPart}.narinfo`);
     if (existsSync(narinfoFile)) {
       results.push({ path: p, written: false, narinfo: narinfoFile, narSize: info.narSize });

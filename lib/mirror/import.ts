@@ -11,10 +11,10 @@ import { Hash } from '../hash/index.js';
 import { mapLimit } from './parallel.js';
 import { restoreNarQuickly } from './restore.js';
 import { SILENT_PROGRESS, type ProgressSink } from '../recipe/index.js';
-import { parseStorePath, type LocalStore } from '../store/index.js';
+import { checkContentAddressContent, checkContentAddressPath, inferContentAddress, parseStorePath, type LocalStore } from '../store/index.js';
 import type { BinaryCache } from './cache-source.js';
 import { decompressor } from './compression.js';
-import { checkContentAddressContent, checkContentAddressPath } from './content-address.js';
+
 import { verifyText, type PublicKey } from './keys.js';
 import { cacheInfoStoreDir, narInfoFingerprint, parseNarInfo, type NarInfo } from './narinfo.js';
 
@@ -31,7 +31,15 @@ export interface ImportedPath {
   path: string;
   /** False when the path was already valid in the store. */
   imported: boolean;
+  /**
+   * Whether its content was hashed against a content address (its CA, or one its name and
+   * content prove). An unverified path answers no pin until a pin or `verify --check-contents` hashed it.
+   */
+  verified?: boolean;
 }
+
+/** How an import says that a path has nothing proving its bytes are what its name promises. */
+export const UNVERIFIED_NOTE = 'unverified: no content address proven; it answers no pin until its content is hashed against one';
 
 const HASH_PART = /^[0-9a-df-np-sv-z]{32}$/;
 
@@ -169,7 +177,7 @@ export async function planImport(store: LocalStore, cache: BinaryCache, hashPart
 }
 
 /** Fetches every planned path into a temp dir, then registers them all, dependencies first. */
-async function fetchAndRegister(store: LocalStore, cache: BinaryCache, plan: readonly Planned[], opts: ImportOptions): Promise<string[]> {
+async function fetchAndRegister(store: LocalStore, cache: BinaryCache, plan: readonly Planned[], opts: ImportOptions): Promise<{ path: string; verified: boolean }[]> {
   const progress = opts.progress ?? SILENT_PROGRESS;
   const temps: string[] = [];
   try {
@@ -184,33 +192,36 @@ async function fetchAndRegister(store: LocalStore, cache: BinaryCache, plan: rea
       } finally {
         progress.finish(ni.storePath);
       }
-      if (ni.ca) {
-        const ca = checkContentAddressPath(ni.storePath, ni.ca, ni.references, store.storeDir, where);
-        await checkContentAddressContent(ca, ni.narHash, out, where);
+      let ca = ni.ca;
+      if (ca) {
+        const parsed = checkContentAddressPath(ni.storePath, ca, ni.references, store.storeDir, where);
+        await checkContentAddressContent(parsed, ni.narHash, out, where);
+      } else {
+        ca = await inferContentAddress(ni.storePath, ni.narHash, ni.references, out, store.storeDir);
       }
-      return { ni, out };
+      return { ni, out, ca };
     });
     // Independent paths register concurrently; a path waits for its references, so a valid
     // path never refers to one that is not valid yet.
     const registering = new Map<string, Promise<void>>();
     await store.prepare(fetched.map((f) => f.out));
-    await mapLimit(fetched, 4, async ({ ni, out }) => {
+    await mapLimit(fetched, 4, async ({ ni, out, ca }) => {
       const task = (async () => {
         await Promise.all(ni.references.filter((r) => r !== ni.storePath).map((r) => registering.get(r)));
         const lock = await store.lockPath(ni.storePath);
         try {
           const base = { references: ni.references, signatures: ni.sigs, narHash: ni.narHash, narSize: ni.narSize };
-          await store.register(ni.storePath, out, { ...base, prepared: true, ...(ni.ca ? { ca: ni.ca } : {}), ...(ni.deriver ? { deriver: ni.deriver } : {}) });
+          await store.register(ni.storePath, out, { ...base, prepared: true, ...(ca ? { ca, caVerified: true } : {}), ...(ni.deriver ? { deriver: ni.deriver } : {}) });
         } finally {
           lock.release();
         }
-        opts.log?.(`imported ${ni.storePath}`);
+        opts.log?.(`imported ${ni.storePath}${ca ? '' : ` (${UNVERIFIED_NOTE})`}`);
       })();
       task.catch(() => undefined); // a dependent awaiting it reports the failure too; mapLimit reports the first
       registering.set(ni.storePath, task);
       await task;
     });
-    return fetched.map((f) => f.ni.storePath);
+    return fetched.map((f) => ({ path: f.ni.storePath, verified: f.ca !== undefined }));
   } finally {
     for (const t of temps) rmSync(t, { recursive: true, force: true });
   }
@@ -231,8 +242,10 @@ export async function importFromCache(store: LocalStore, cache: BinaryCache, pat
     hashParts = paths.map((p) => hashPartOf(p, store.storeDir));
   }
   const plan = await planImport(store, cache, hashParts, opts);
-  const imported = new Set(await fetchAndRegister(store, cache, plan, opts));
+  const imported = new Map((await fetchAndRegister(store, cache, plan, opts)).map((x) => [x.path, x.verified]));
   const requested = paths === 'all' ? [] : paths.filter((p) => !HASH_PART.test(p)).map((p) => store.toStorePath(p));
   const all = [...plan.map((p) => p.ni.storePath), ...requested.filter((p) => !imported.has(p))];
-  return [...new Set(all)].map((path) => ({ path, imported: imported.has(path) }));
+  return [...new Set(all)].map((path) => ({
+    path, imported: imported.has(path), verified: imported.get(path) ?? store.pathInfo(path)?.caVerified === true,
+  }));
 }

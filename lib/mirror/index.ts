@@ -7,10 +7,10 @@ export { COMPRESSIONS, DEFAULT_COMPRESSION, compressor, decompressor, isCompress
 export type { Compression } from './compression.js';
 export { loadMirrorConfig, mirrorConfigPath, parseTrustedKeys } from './config.js';
 export type { MirrorConfig, MirrorConfigOverrides } from './config.js';
-export { checkContentAddressPath, inferContentAddress, parseContentAddress } from './content-address.js';
+export { checkContentAddressPath, inferContentAddress, parseContentAddress } from '../store/index.js';
 export { exportToCache, prepareCacheDir } from './export.js';
 export type { ExportOptions, ExportedPath } from './export.js';
-export { fetchNar, importFromCache, readNarInfo } from './import.js';
+export { UNVERIFIED_NOTE, fetchNar, importFromCache, readNarInfo } from './import.js';
 export type { ImportOptions, ImportedPath } from './import.js';
 export { formatPublicKey, formatSecretKey, generateKeyPair, parsePublicKey, parseSecretKey, signText, verifyText } from './keys.js';
 export type { PublicKey, SecretKey } from './keys.js';
@@ -22,3 +22,5 @@ export { serveStore } from './server.js';
 export type { CacheServer, ServeOptions } from './server.js';
 export { binaryCacheSubstituter, substituteFromCaches } from './substituter.js';
 export type { SubstituteOptions } from './substituter.js';
+export { repairStore } from './repair.js';
+export type { RepairOptions, RepairOutcome } from './repair.js';

@@ -3,11 +3,11 @@
 import { rmSync } from 'node:fs';
 import type { FetchOptions } from '../fetch/index.js';
 import type { Recipe, SubstituteContext, Substituter } from '../recipe/index.js';
-import { parseStorePath, type LocalStore, type PathInfo } from '../store/index.js';
+import { checkContentAddressContent, checkContentAddressPath, parseStorePath, type LocalStore, type PathInfo } from '../store/index.js';
 import { openCache } from './cache-source.js';
 import type { MirrorConfig } from './config.js';
 import { parseTrustedKeys } from './config.js';
-import { checkContentAddressContent, checkContentAddressPath } from './content-address.js';
+
 import { checkCacheStoreDir, checkSignature, fetchNar, importFromCache, readNarInfo, type ImportOptions } from './import.js';
 
 /** A cache that is down should not hold up a build for long: one retry, as Nix's fallback would. */

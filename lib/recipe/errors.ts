@@ -17,3 +17,19 @@ export class BuildFailedError extends Error {
     super(`${cause.message}` + (keptAt ? `\nthe failed build directory was kept at '${keptAt}'` : ''), { cause });
   }
 }
+
+/**
+ * A valid fixed-output path whose content, hashed for a pin, is not what the pin (and the path's
+ * name) says: it was imported without a verified content address. It answers no pin until repaired.
+ */
+export class InvalidStoredPathError extends HashMismatchError {
+  constructor(readonly storePath: string, recipePath: string, specified: Hash, got: Hash) {
+    super(recipePath, specified, got);
+    this.message =
+      `store path '${storePath}' is invalid: its content does not match the pinned hash\n` +
+      `  specified: ${specified.sri}\n` +
+      `     got:    ${got.sri}\n` +
+      `it was imported without a verified content address (a bundle or an unsigned cache?); ` +
+      `repair it with 'fetch-image store verify --check-contents --repair'`;
+  }
+}

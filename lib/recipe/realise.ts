@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import type { Hash } from '../hash/index.js';
 import type { ContentMethod } from '../store/index.js';
 import { hashFlatAndNar, hashPath } from '../nar/index.js';
-import { contentAddress, makeTextPath, type LocalStore, type PathInfo } from '../store/index.js';
-import { BuildFailedError, HashMismatchError } from './errors.js';
+import { contentAddress, makeTextPath, sameContentAddress, type LocalStore, type PathInfo } from '../store/index.js';
+import { BuildFailedError, HashMismatchError, InvalidStoredPathError } from './errors.js';
 import { SILENT_PROGRESS, type ProgressSink } from './progress.js';
-import { declaredHash, outputPath, recipeFileName, serializeRecipe, type Json, type Recipe } from './recipe.js';
+import { declaredContentAddress, declaredHash, outputPath, recipeFileName, serializeRecipe, type Json, type Recipe } from './recipe.js';
 
 /**
  * Credentials a builder may use, given by the caller at build time like the impure variables'
@@ -135,46 +135,68 @@ export async function realise(store: LocalStore, recipe: Recipe, opts: RealiseOp
   const log = opts.log ?? (() => undefined);
   const progress = opts.progress ?? SILENT_PROGRESS;
   const valid = store.pathInfo(path);
-  if (valid) return { path, info: valid, source: 'store' };
+  if (valid) return { path, info: await answeringPin(store, recipe, valid), source: 'store' };
 
   const lock = await store.lockPath(path, () => log(`waiting for another process realising ${path}`));
+  let again: PathInfo | undefined;
   try {
-    const again = store.pathInfo(path);
-    if (again) return { path, info: again, source: 'store' };
-    // The recipe's path names it in messages now; it is stored only with a successful output,
-    // so a failure leaves the store exactly as it was.
-    const recipePath = makeTextPath(recipeFileName(recipe), serializeRecipe(recipe), [], store.storeDir);
-    const env = builderEnv(recipe, opts.callerEnv ?? process.env);
-
-    for (const sub of opts.substituters ?? []) {
-      const tmp = store.makeTempDir('subst');
-      const out = join(tmp, 'out');
-      try {
-        if (!(await sub.substitute(path, recipe, out, { env, log, progress, store }))) continue;
-        const info = await verifyAndRegister(store, recipe, path, recipePath, out, false);
-        log(`substituted ${path} from ${sub.name}`);
-        return { path, info, source: 'substituted', recipePath };
-      } catch (e) {
-        log(`substituter ${sub.name} failed for ${path}: ${(e as Error).message.split('\n')[0]}`);
-      } finally {
-        rmSync(tmp, { recursive: true, force: true });
-      }
-    }
-
-    const built = await runBuilder(store, recipe, env, opts, recipePath);
-    let keep = false;
-    try {
-      const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, opts.keepFailed ?? false, built.dir, built.outcome);
-      announce(built.outcome, path, log);
-      return { path, info, source: 'built', recipePath, ...(built.outcome.info ? { buildInfo: built.outcome.info } : {}) };
-    } catch (e) {
-      keep = e instanceof HashMismatchError && e.keptAt !== undefined;
-      throw e;
-    } finally {
-      if (!keep) built.discard();
-    }
+    again = store.pathInfo(path);
+    if (!again) return await realiseLocked(store, recipe, path, opts, log, progress);
   } finally {
     lock.release();
+  }
+  return { path, info: await answeringPin(store, recipe, again), source: 'store' };
+}
+
+/**
+ * A valid fixed-output path answers a pin only if its content was hashed against the pin's
+ * content address: when registered, or now, once (then recorded). A path registered without a
+ * verified one (a bundle, an unsigned CA-less cache entry) whose content differs is refused.
+ */
+async function answeringPin(store: LocalStore, recipe: Recipe, info: PathInfo): Promise<PathInfo> {
+  const ca = declaredContentAddress(recipe);
+  if (!ca || (info.caVerified && info.ca && sameContentAddress(info.ca, ca))) return info;
+  const recipePath = await store.addText(recipeFileName(recipe), serializeRecipe(recipe));
+  const r = await store.proveContentAddress(info.path, ca, { deriver: recipePath });
+  if (r.ok) return r.info;
+  throw new InvalidStoredPathError(info.path, recipePath, r.want, r.got);
+}
+
+/** The work of realise() once the path lock is held and the path is not valid. */
+async function realiseLocked(
+  store: LocalStore, recipe: Recipe, path: string, opts: RealiseOptions, log: (line: string) => void, progress: ProgressSink,
+): Promise<RealiseResult> {
+  // The recipe's path names it in messages now; it is stored only with a successful output,
+  // so a failure leaves the store exactly as it was.
+  const recipePath = makeTextPath(recipeFileName(recipe), serializeRecipe(recipe), [], store.storeDir);
+  const env = builderEnv(recipe, opts.callerEnv ?? process.env);
+
+  for (const sub of opts.substituters ?? []) {
+    const tmp = store.makeTempDir('subst');
+    const out = join(tmp, 'out');
+    try {
+      if (!(await sub.substitute(path, recipe, out, { env, log, progress, store }))) continue;
+      const info = await verifyAndRegister(store, recipe, path, recipePath, out, false);
+      log(`substituted ${path} from ${sub.name}`);
+      return { path, info, source: 'substituted', recipePath };
+    } catch (e) {
+      log(`substituter ${sub.name} failed for ${path}: ${(e as Error).message.split('\n')[0]}`);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  const built = await runBuilder(store, recipe, env, opts, recipePath);
+  let keep = false;
+  try {
+    const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, opts.keepFailed ?? false, built.dir, built.outcome);
+    announce(built.outcome, path, log);
+    return { path, info, source: 'built', recipePath, ...(built.outcome.info ? { buildInfo: built.outcome.info } : {}) };
+  } catch (e) {
+    keep = e instanceof HashMismatchError && e.keptAt !== undefined;
+    throw e;
+  } finally {
+    if (!keep) built.discard();
   }
 }
 
@@ -228,7 +250,10 @@ export async function prefetch(
     const lock = await store.lockPath(path);
     try {
       const existing = store.pathInfo(path);
-      if (existing) return { path, info: existing, source: 'store', recipe, hash, ...buildInfo };
+      if (existing) {
+        lock.release(); // answeringPin takes it to record what it found
+        return { path, info: await answeringPin(store, recipe, existing), source: 'store', recipe, hash, ...buildInfo };
+      }
       const recipePath = makeTextPath(recipeFileName(recipe), serializeRecipe(recipe), [], store.storeDir);
       const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, false, undefined, o);
       announce(o, path, opts.log ?? (() => undefined));
@@ -259,7 +284,7 @@ async function verifyAndRegister(
     if (!got.declared.equals(want)) throw new HashMismatchError(recipePath, want, got.declared, keepFailed ? keepDir : undefined);
     await storeRecipe();
     const known = got.nar ? { narHash: got.nar.hash, narSize: got.nar.size } : {};
-    return store.register(path, out, { ca: contentAddress(recipe.outputHash!.mode, want), deriver: recipePath, ...known });
+    return store.register(path, out, { ca: contentAddress(recipe.outputHash!.mode, want), caVerified: true, deriver: recipePath, ...known });
   }
   await storeRecipe();
   return store.register(path, out, { deriver: recipePath });

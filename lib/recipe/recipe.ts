@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs';
 import stringify from 'json-stable-stringify';
 import { Hash, parseHash, type HashAlgo } from '../hash/index.js';
-import { checkStoreName, makeFixedOutputPath, makeStorePath, type ContentMethod } from '../store/index.js';
+import { checkStoreName, contentAddress, makeFixedOutputPath, makeStorePath, type ContentMethod, type LocalStore, type PathInfo } from '../store/index.js';
 
 /** JSON values a recipe may hold in its arguments. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -73,4 +74,34 @@ export function outputPath(recipe: Recipe, storeDir?: string): string {
   const h = declaredHash(recipe);
   if (h) return makeFixedOutputPath(recipe.outputHash!.mode, h, recipe.name, storeDir ? { storeDir } : {});
   return makeStorePath('output:out', Hash.of('sha256', serializeRecipe(recipe)), recipe.name, storeDir);
+}
+
+/** The recipe stored at `recipePath` (a deriver), if it is a valid recipe path of this store. */
+export function storedRecipe(store: LocalStore, recipePath: string | undefined): Recipe | undefined {
+  if (!recipePath?.endsWith('.recipe.json') || !store.isValid(recipePath)) return undefined;
+  try {
+    const r = JSON.parse(readFileSync(store.realPath(recipePath), 'utf8')) as Partial<Recipe>;
+    if (typeof r.name !== 'string' || typeof r.builder !== 'string') return undefined;
+    return makeRecipe({ ...r, name: r.name, builder: r.builder });
+  } catch {
+    return undefined;
+  }
+}
+
+/** The content address of a fixed-output recipe's output. */
+export function declaredContentAddress(recipe: Recipe): string | undefined {
+  const h = declaredHash(recipe);
+  return h ? contentAddress(recipe.outputHash!.mode, h) : undefined;
+}
+
+/**
+ * What the recipe recorded as a path's deriver says about it, when that recipe is in the store
+ * and its output is this path: the content address it declares (fixed outputs), or none
+ * (input-addressed: built here from it). Undefined when no stored recipe vouches for the path.
+ */
+export function deriverOf(store: LocalStore, info: PathInfo): { ca?: string } | undefined {
+  const r = storedRecipe(store, info.deriver);
+  if (!r || outputPath(r, store.storeDir) !== info.path) return undefined;
+  const ca = declaredContentAddress(r);
+  return ca ? { ca } : {};
 }

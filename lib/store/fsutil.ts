@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, fsyncSync, lstatSync, lutimesSync, openSync, readdirSync, renameSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, lstatSync, lutimesSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { chmod, rm } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { dirname } from 'node:path';
@@ -111,4 +111,36 @@ async function makeWritable(dir: BytePath): Promise<void> {
     const p = child(dir, name);
     if (lstatSync(p).isDirectory()) await makeWritable(p);
   }
+}
+
+/** removeTree() for signal handlers, where nothing asynchronous runs any more. */
+export function removeTreeSync(path: string): void {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return;
+  if (st.isDirectory()) makeWritableSync(path);
+  rmSync(path, { recursive: true, force: true });
+}
+
+function makeWritableSync(dir: BytePath): void {
+  chmodSync(dir, 0o755);
+  for (const name of readdirSync(dir, { encoding: 'buffer' })) {
+    const p = child(dir, name);
+    if (lstatSync(p).isDirectory()) makeWritableSync(p);
+  }
+}
+
+/** The bytes a tree holds (file sizes and symlink targets): what removing it frees, as gc reports. */
+export function treeBytes(path: BytePath): number {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.size;
+  let names: Buffer[];
+  try {
+    names = readdirSync(path, { encoding: 'buffer' });
+  } catch {
+    return 0; // removed meanwhile (another process's gc): nothing left to count
+  }
+  let total = 0;
+  for (const name of names) total += treeBytes(child(path, name));
+  return total;
 }

@@ -4,9 +4,16 @@ export {
 } from './path.js';
 export type { ContentMethod, ParsedStorePath } from './path.js';
 export { ReferenceScanner } from './references.js';
-export { LocalStore, defaultStoreRoot } from './local-store.js';
-export type { PathInfo, RegisterOptions, StoreOptions, VerifyProblem } from './local-store.js';
-export { acquireLock } from './lock.js';
+export { DamagedPathError, LocalStore, defaultStoreRoot } from './local-store.js';
+export type { GcResult, GcRoot, PathInfo, Quarantined, RecordEntry, RecordState, RegisterOptions, StoreOptions } from './local-store.js';
+export type { ProblemKind, VerifyOptions, VerifyProblem, VerifyReport } from './verify.js';
+export {
+  checkContentAddressContent, checkContentAddressPath, hashForContentAddress, inferContentAddress, parseContentAddress,
+  pathForContentAddress, sameContentAddress,
+} from './content-address.js';
+export type { ContentAddress } from './content-address.js';
+export { removeOwnTempEntries } from './temp-areas.js';
+export { acquireLock, releaseAllLocks } from './lock.js';
 export type { Lock } from './lock.js';
 export { canonicalise, removeTree, writeFileAtomic, fsyncDir } from './fsutil.js';
 export { BlobCache } from './blob-cache.js';

@@ -1,8 +1,18 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface Lock {
   release(): void;
+}
+
+/** Whether a process with this pid exists (EPERM: it does, under another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function ownerAlive(dir: string): boolean {
@@ -14,12 +24,26 @@ function ownerAlive(dir: string): boolean {
   }
   if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return true;
+  return processAlive(pid);
+}
+
+/** Whether the lock at `dir` is held by a live process (this one included). */
+export function lockHeld(dir: string): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    lstatSync(dir);
+  } catch {
+    return false;
   }
+  return ownerAlive(dir);
+}
+
+/** Locks this process holds, so that an interrupt handler can release them before exiting. */
+const held = new Set<string>();
+
+/** Releases every lock this process holds (synchronous: it runs in a signal handler). */
+export function releaseAllLocks(): void {
+  for (const dir of held) rmSync(dir, { recursive: true, force: true });
+  held.clear();
 }
 
 /**
@@ -35,11 +59,13 @@ export async function acquireLock(dir: string, opts: { onWait?: () => void; time
     try {
       mkdirSync(dir);
       writeFileSync(join(dir, 'owner'), String(process.pid));
+      held.add(dir);
       let released = false;
       return {
         release() {
           if (released) return;
           released = true;
+          held.delete(dir);
           rmSync(dir, { recursive: true, force: true });
         },
       };

@@ -1,7 +1,8 @@
 // Checks that a `CA` field really addresses its store path, and that the content matches it.
 import { lstat } from 'node:fs/promises';
 import { Hash, hashFile, parseHash } from '../hash/index.js';
-import { contentAddress, makeFixedOutputPath, makeStorePath, parseStorePath } from '../store/index.js';
+import { hashPath } from '../nar/index.js';
+import { contentAddress, makeFixedOutputPath, makeStorePath, parseStorePath } from './path.js';
 
 export interface ContentAddress {
   method: 'flat' | 'recursive' | 'text';
@@ -45,16 +46,38 @@ export function checkContentAddressPath(storePath: string, ca: string, reference
   return parsed;
 }
 
+/** Whether two `ca` strings say the same (they may encode the hash differently). */
+export function sameContentAddress(a: string, b: string): boolean {
+  try {
+    const x = parseContentAddress(a, '');
+    const y = parseContentAddress(b, '');
+    return x.method === y.method && x.hash.equals(y.hash);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The hash of the content at `file` in the content address's method and algorithm (NAR hash for
+ * recursive, file hash for flat and text); `narHash` saves a second read when already known.
+ */
+export async function hashForContentAddress(ca: ContentAddress, file: string, narHash?: Hash): Promise<Hash> {
+  if (ca.method === 'recursive') {
+    if (narHash && ca.hash.algo === narHash.algo) return narHash;
+    return (await hashPath(file, ca.hash.algo)).hash;
+  }
+  const st = await lstat(file);
+  if (!st.isFile()) throw new Error(`a ${ca.method} content address needs a regular file`);
+  return hashFile(file, ca.hash.algo);
+}
+
 /** Throws unless the restored content at `file` (with NAR hash `narHash`) has the content address. */
 export async function checkContentAddressContent(ca: ContentAddress, narHash: Hash, file: string, where: string): Promise<void> {
   let got: Hash;
-  if (ca.method === 'recursive') {
-    if (ca.hash.algo !== 'sha256') return; // only a sha256 NAR hash is at hand; the path check above still binds it
-    got = narHash;
-  } else {
-    const st = await lstat(file);
-    if (!st.isFile()) throw new Error(`${where}: a ${ca.method} content address needs a regular file`);
-    got = await hashFile(file, ca.hash.algo);
+  try {
+    got = await hashForContentAddress(ca, file, narHash);
+  } catch (e) {
+    throw new Error(`${where}: ${(e as Error).message}`);
   }
   if (!got.equals(ca.hash)) throw new Error(`${where}: content does not match its CA: expected ${ca.hash.sri}, got ${got.sri}`);
 }
