@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 import { setFlagsFromString } from 'node:v8';
-import { EXIT, UserError } from './errors.js';
+import { EXIT, UserError, jsonError, wantsJson, type ErrorDetail } from './errors.js';
 import { tryFastPath } from './fast-path.js';
 
-function fail(message: string, code: number): never {
+/** The one place failures are rendered: a line (and any explanation) on stderr, and with --json the same as JSON on stdout. */
+function fail(message: string, code: number, details: { [key: string]: ErrorDetail } = {}): never {
+  if (wantsJson(process.argv.slice(2))) process.stdout.write(jsonError(message, code, details));
   process.stderr.write(`error: ${message.split('\n')[0]}\n` + (message.includes('\n') ? message.split('\n').slice(1).join('\n') + '\n' : ''));
   process.exit(code);
 }
@@ -36,8 +38,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  if (e instanceof UserError) fail(e.message, e.exitCode);
+  if (e instanceof UserError) fail(e.message, e.exitCode, e.details);
   const err = e as NodeJS.ErrnoException;
   if (err.code === 'EPIPE') process.exit(EXIT.ok);
-  fail(describeError(err), EXIT.failure);
+  fail(describeError(err), EXIT.failure, err.code ? { errno: err.code, ...(err.path ? { path: err.path } : {}) } : {});
 });

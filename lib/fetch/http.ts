@@ -11,6 +11,7 @@ import { AttemptError, FetchError, classifyError, redactUrl } from './errors.js'
 import type { Resolved } from './options.js';
 import { selectProxy } from './proxy-env.js';
 import { MAX_RETRY_AFTER_MS, retryDelayMs } from './retry.js';
+import type { RetryNotice } from './options.js';
 
 /** Headers that carry credentials: sent only to the origin the caller named. */
 const SENSITIVE = new Set(['authorization', 'cookie']);
@@ -160,11 +161,14 @@ export class Operation {
  */
 export class RetryBudget {
   failures = 0;
+  private readonly started = Date.now();
 
   constructor(
     private readonly res: Resolved,
     private readonly op: Operation,
     private readonly toError: (a: AttemptError, retried: number) => FetchError,
+    /** Names the operation in retry notices: `GET https://…`. */
+    private readonly what = '',
   ) {}
 
   async failed(err: unknown, opts: { allowRetry?: boolean } = {}): Promise<void> {
@@ -175,13 +179,38 @@ export class RetryBudget {
       throw this.toError(new AttemptError(`${a.message}; server asks to retry after ${Math.round(retryAfter / 1000)} s`, { kind: a.kind, transient: false }), this.failures);
     }
     this.failures++;
+    const delayMs = retryDelayMs(this.failures, this.res.retryBaseMs, retryAfter);
+    // Quick recoveries stay silent; a wait a person would notice is explained as it starts.
+    if (this.res.onRetry && Date.now() - this.started + delayMs > 1000) {
+      this.res.onRetry({ what: this.what, retry: this.failures, retries: this.res.retries, delayMs, reason: briefReason(a) });
+    }
     try {
-      await this.op.sleep(retryDelayMs(this.failures, this.res.retryBaseMs, retryAfter));
+      await this.op.sleep(delayMs);
     } catch (e) {
       throw this.toError(this.op.classify(e), this.failures);
     }
   }
 }
+
+/** `GET https://…: retrying in 2 s (connection refused; retry 1 of 5)`. */
+export function formatRetryNotice(n: RetryNotice): string {
+  const s = n.delayMs < 950 ? (n.delayMs / 1000).toFixed(1) : String(Math.round(n.delayMs / 1000));
+  return `${n.what}: retrying in ${s} s (${n.reason}; retry ${n.retry} of ${n.retries})`;
+}
+
+/** A few words for why an attempt failed: `connection refused`, `HTTP 503`, `connect timeout`. */
+export function briefReason(a: AttemptError): string {
+  if (a.status !== undefined) return `HTTP ${a.status}`;
+  const code = (a.cause as { code?: unknown } | undefined)?.code;
+  const known = typeof code === 'string' ? ERRNO_REASONS[code] : undefined;
+  return known ?? a.message.split(' (')[0]!.slice(0, 80);
+}
+
+const ERRNO_REASONS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused', ECONNRESET: 'connection reset', ECONNABORTED: 'connection aborted', EPIPE: 'connection closed',
+  ETIMEDOUT: 'connection timed out', EHOSTUNREACH: 'host unreachable', ENETUNREACH: 'network unreachable', ENETDOWN: 'network down',
+  EAI_AGAIN: 'DNS lookup failed', UND_ERR_SOCKET: 'connection closed', UND_ERR_CLOSED: 'connection closed',
+};
 
 /** Turns an attempt's failure into the one-line error callers see. */
 export function fetchError(what: string, url: string | URL, a: AttemptError, retried: number): FetchError {

@@ -1,6 +1,6 @@
 /** A single request for API calls: redirects, retries, proxies, credentials handled. */
 import { PassThrough, type Readable } from 'node:stream';
-import { AttemptError, FetchError } from './errors.js';
+import { AttemptError, FetchError, redactUrl } from './errors.js';
 import { Operation, RetryBudget, fetchError, parseTarget, sendFollowing } from './http.js';
 import { resolveOptions, type FetchOptions } from './options.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
@@ -38,7 +38,7 @@ export async function request(url: string, init: RequestInit = {}, opts: FetchOp
   const target = parseTarget(url, what);
   const headers: Array<[string, string]> = [...(target.auth ? [target.auth] : []), ...res.headers, ...Object.entries(init.headers ?? {})];
   const op = new Operation(res);
-  const budget = new RetryBudget(res, op, (a, n) => fetchError(what, url, a, n));
+  const budget = new RetryBudget(res, op, (a, n) => fetchError(what, url, a, n), `${what} ${redactUrl(url)}`);
   const idempotent = IDEMPOTENT.has(method);
   for (;;) {
     try {

@@ -19,6 +19,8 @@ export interface BuildContext {
   env: NodeJS.ProcessEnv;
   store: LocalStore;
   log: (line: string) => void;
+  /** Lines a person should see even in a log (retries): the caller decides where they go. */
+  warn: (line: string) => void;
   progress: ProgressSink;
   signal?: AbortSignal;
 }
@@ -64,6 +66,8 @@ export interface RealiseOptions {
   callerEnv?: NodeJS.ProcessEnv;
   keepFailed?: boolean;
   log?: (line: string) => void;
+  /** For BuildContext.warn (default: log). */
+  warn?: (line: string) => void;
   progress?: ProgressSink;
   signal?: AbortSignal;
 }
@@ -181,7 +185,8 @@ async function runBuilder(store: LocalStore, recipe: Recipe, env: NodeJS.Process
   const out = join(dir, 'out');
   const scratch = join(dir, 'tmp');
   mkdirSync(scratch, { mode: 0o700 });
-  const ctx: BuildContext = { recipe, out, tmp: scratch, env, store, log: opts.log ?? (() => undefined), progress: opts.progress ?? SILENT_PROGRESS };
+  const log = opts.log ?? (() => undefined);
+  const ctx: BuildContext = { recipe, out, tmp: scratch, env, store, log, warn: opts.warn ?? log, progress: opts.progress ?? SILENT_PROGRESS };
   if (opts.signal) ctx.signal = opts.signal;
   let outcome: BuildOutcome;
   try {
@@ -242,7 +247,11 @@ async function verifyAndRegister(
   const storeRecipe = () => store.addText(recipeFileName(recipe), serializeRecipe(recipe));
   if (want) {
     const got = await hashOutput(recipe, out, outcome);
-    if (!got.declared.equals(want)) throw new HashMismatchError(recipePath, want, got.declared, keepFailed ? keepDir : undefined);
+    if (!got.declared.equals(want)) {
+      const mismatch = new HashMismatchError(recipePath, want, got.declared, keepFailed ? keepDir : undefined);
+      if (outcome?.info) mismatch.buildInfo = outcome.info;
+      throw mismatch;
+    }
     await storeRecipe();
     const known = got.nar ? { narHash: got.nar.hash, narSize: got.nar.size } : {};
     return store.register(path, out, { ca: contentAddress(recipe.outputHash!.mode, want), deriver: recipePath, ...known });
