@@ -15,9 +15,19 @@ const ERRNO_TEXT: Record<string, string> = {
   ENOTDIR: 'not a directory', EISDIR: 'is a directory', ENOSPC: 'no space left on device', EROFS: 'read-only file system',
 };
 
-/** One line: for file-system errors, the path and what went wrong, without Node's syscall noise. */
+/** What the failed call was doing, in words ("cannot create directory /x"). */
+const SYSCALL_VERB: Record<string, string> = {
+  open: 'open', read: 'read', write: 'write', mkdir: 'create directory', scandir: 'read directory', rename: 'rename',
+  unlink: 'remove', rmdir: 'remove directory', stat: 'read', lstat: 'read', copyfile: 'copy', symlink: 'create symlink', link: 'create link',
+};
+
+/** One line: for file-system errors, what was done to which path and what went wrong, without Node's syscall noise. */
 function describeError(err: NodeJS.ErrnoException): string {
-  if (err.code && err.path && ERRNO_TEXT[err.code]) return `${err.path}: ${ERRNO_TEXT[err.code]}`;
+  if (err.code && err.path && ERRNO_TEXT[err.code]) {
+    const verb = err.syscall ? SYSCALL_VERB[err.syscall] : undefined;
+    return `${verb ? `cannot ${verb} ` : ''}${err.path}: ${ERRNO_TEXT[err.code]}`;
+  }
+  if (err.code && ERRNO_TEXT[err.code] && err.message?.startsWith(`${err.code}:`)) return `${ERRNO_TEXT[err.code]} (${err.message})`;
   return err.message ?? String(err);
 }
 

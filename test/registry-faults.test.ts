@@ -249,7 +249,7 @@ test('errors: not found, plain-text bodies, wrong or missing credentials', async
     /^registry 127\.0\.0\.1:\d+ requires authentication \(Basic\) and no credentials were found/);
   // tls-verify on: no fallback to plain http, and a hint.
   await failsCleanly(() => client(`${reg.host}/app:latest`, { tlsVerify: true }).resolve(),
-    /^cannot reach registry 127\.0\.0\.1:\d+: GET https:\/\/127\.0\.0\.1:\d+\/v2\/ failed: .*\(for a plain-http or self-signed registry use tls-verify=false, or give its CA\)$/);
+    /^cannot reach registry 127\.0\.0\.1:\d+: GET https:\/\/127\.0\.0\.1:\d+\/v2\/ failed: .*\(for a plain-http or self-signed registry: --tls-verify=false, or trust its CA with NIX_SSL_CERT_FILE=ca\.pem or --curl-opts '--cacert ca\.pem'\)$/);
 });
 
 test.run();

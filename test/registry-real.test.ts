@@ -157,7 +157,7 @@ test('TLS with a custom CA', async () => {
     const r = await new RegistryClient(ref, { caFile: reg.certPath!, fetch: FAST, credentials: null }).resolve();
     assert.is(r.manifestDigest, single.digest);
     await rejects(() => new RegistryClient(ref, { fetch: FAST, credentials: null }).resolve(),
-      /^cannot reach registry 127\.0\.0\.1:\d+: GET https:\/\/127\.0\.0\.1:\d+\/v2\/ failed: .*certificate.*\(for a plain-http or self-signed registry use tls-verify=false, or give its CA\)$/);
+      /^cannot reach registry 127\.0\.0\.1:\d+: GET https:\/\/127\.0\.0\.1:\d+\/v2\/ failed: .*certificate.*\(for a plain-http or self-signed registry: --tls-verify=false, or trust its CA with NIX_SSL_CERT_FILE=ca\.pem or --curl-opts '--cacert ca\.pem'\)$/);
     assert.is((await new RegistryClient(ref, { tlsVerify: false, fetch: FAST, credentials: null }).resolve()).manifestDigest, single.digest);
   } finally {
     await reg.stop();

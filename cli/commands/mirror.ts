@@ -158,13 +158,15 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
           const store = openStore(a);
           const cfg = mirrorConfigFromArgs(a);
           if (!cfg.substituters.length) throw new UserError(`no substituters: give --substituter or set them in ${mirrorConfigPath()}`, EXIT.usage);
-          const out: { path: string; ok: boolean }[] = [];
+          const out: { path: string; ok: boolean; failures: string[] }[] = [];
           for (const p of a.paths!) {
             const path = store.toStorePath(p);
-            const info = await substituteFromCaches(store, path, cfg.substituters, cfg.trustedPublicKeys, { checkSigs: cfg.requireSigs, log: (l) => note(a, l) });
-            out.push({ path, ok: info !== undefined });
+            const failures: string[] = [];
+            const info = await substituteFromCaches(store, path, cfg.substituters, cfg.trustedPublicKeys, { checkSigs: cfg.requireSigs, log: (l) => note(a, l), failures });
+            out.push({ path, ok: info !== undefined, failures });
           }
-          emit(a, { paths: out }, () => out.map((x) => `${x.ok ? 'valid    ' : 'not found'} ${x.path}`));
+          // A miss says "not found"; a cache that failed says why, so that a cache that is down is not taken for a miss.
+          emit(a, { paths: out }, () => out.map((x) => x.ok ? `valid     ${x.path}` : x.failures.length ? `failed    ${x.path}: ${x.failures.join('; ')}` : `not found ${x.path}`));
           if (out.some((x) => !x.ok)) process.exitCode = EXIT.failure;
         },
       }))

@@ -1,9 +1,9 @@
-import { chmodSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 import { chmod, copyFile, open, stat } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { formatRetryNotice, openDownload, redactUrl, writeFullyAt, type FetchOptions } from '../fetch/index.js';
+import { FetchError, formatRetryNotice, openDownload, redactUrl, writeFullyAt, type FetchOptions } from '../fetch/index.js';
 import { Hash } from '../hash/index.js';
 import { GrowingFileHasher } from '../nar/index.js';
 import type { BuildOutcome } from '../recipe/index.js';
@@ -26,6 +26,7 @@ export interface FetchUrlSpec {
 }
 
 const SCHEMES = new Set(['http:', 'https:', 'file:']);
+const TLS_TROUBLE = /certificate|self[- ]signed|SSL|TLS|EPROTO/i;
 
 /** The URL, or an error saying what is wrong with it: no scheme, an unknown one, a file URL naming a host. */
 function parseFetchUrl(text: string): URL {
@@ -33,7 +34,7 @@ function parseFetchUrl(text: string): URL {
   try {
     url = new URL(text);
   } catch {
-    const hint = text.startsWith('/') ? `file://${text}` : `https://${text}`;
+    const hint = text.startsWith('/') || existsSync(text) ? pathToFileURL(text).href : `https://${text}`;
     throw new Error(`'${redactUrl(text)}' is not a URL (no scheme): write ${hint} (http, https or file)`);
   }
   if (!SCHEMES.has(url.protocol)) throw new Error(`unsupported URL scheme '${url.protocol}' in ${redactUrl(text)} (use http, https or file)`);
@@ -161,6 +162,11 @@ export const fetchUrlBuilder: Builder = async (ctx) => {
       onProgress: (received: number, total: number | undefined) => ctx.progress.update(url, received, total),
       onRetry: (n) => ctx.warn(formatRetryNotice(n)),
     });
+  } catch (e) {
+    if (e instanceof FetchError && TLS_TROUBLE.test(e.message)) {
+      throw new Error(`${e.message} (for a self-signed server: trust its CA with NIX_SSL_CERT_FILE=ca.pem or --curl-opts '--cacert ca.pem', or skip verification with --curl-opts '-k')`, { cause: e });
+    }
+    throw e;
   } finally {
     ctx.progress.finish(url);
   }

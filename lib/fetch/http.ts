@@ -11,6 +11,7 @@ import { AttemptError, FetchError, classifyError, redactUrl } from './errors.js'
 import type { Resolved } from './options.js';
 import { selectProxy } from './proxy-env.js';
 import { MAX_RETRY_AFTER_MS, retryDelayMs } from './retry.js';
+import { NETWORK_ERRNO_TEXT } from './errors.js';
 import type { RetryNotice } from './options.js';
 
 /** Headers that carry credentials: sent only to the origin the caller named. */
@@ -202,15 +203,9 @@ export function formatRetryNotice(n: RetryNotice): string {
 export function briefReason(a: AttemptError): string {
   if (a.status !== undefined) return `HTTP ${a.status}`;
   const code = (a.cause as { code?: unknown } | undefined)?.code;
-  const known = typeof code === 'string' ? ERRNO_REASONS[code] : undefined;
+  const known = typeof code === 'string' ? NETWORK_ERRNO_TEXT[code] : undefined;
   return known ?? a.message.split(' (')[0]!.slice(0, 80);
 }
-
-const ERRNO_REASONS: Readonly<Record<string, string>> = {
-  ECONNREFUSED: 'connection refused', ECONNRESET: 'connection reset', ECONNABORTED: 'connection aborted', EPIPE: 'connection closed',
-  ETIMEDOUT: 'connection timed out', EHOSTUNREACH: 'host unreachable', ENETUNREACH: 'network unreachable', ENETDOWN: 'network down',
-  EAI_AGAIN: 'DNS lookup failed', UND_ERR_SOCKET: 'connection closed', UND_ERR_CLOSED: 'connection closed',
-};
 
 /** Turns an attempt's failure into the one-line error callers see. */
 export function fetchError(what: string, url: string | URL, a: AttemptError, retried: number): FetchError {

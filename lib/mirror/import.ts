@@ -58,7 +58,11 @@ async function* through(src: AsyncIterable<Buffer>, t: Transform): AsyncGenerato
 /** Checks the StoreDir a cache declares (a cache without nix-cache-info is taken as /nix/store). */
 export async function checkCacheStoreDir(cache: BinaryCache, storeDir: string): Promise<void> {
   const text = await cache.readText('nix-cache-info');
-  if (text === undefined) return;
+  if (text === undefined) {
+    // Tolerated when there are narinfos (hand-made caches); a directory with neither is no cache.
+    if (cache.listHashParts && (await cache.listHashParts()).length === 0) throw new Error(`no binary cache at ${cache.display} (no nix-cache-info)`);
+    return;
+  }
   const have = cacheInfoStoreDir(text);
   if (have !== storeDir) throw new Error(`binary cache ${cache.display} is for store ${have}, not ${storeDir}`);
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Hash } from '../hash/index.js';
 import type { ContentMethod } from '../store/index.js';
 import { hashFlatAndNar, hashPath } from '../nar/index.js';
-import { contentAddress, makeTextPath, type LocalStore, type PathInfo } from '../store/index.js';
+import { NoSpaceError, contentAddress, isNoSpace, makeTextPath, treeBytes, type LocalStore, type PathInfo } from '../store/index.js';
 import { BuildFailedError, HashMismatchError } from './errors.js';
 import { SILENT_PROGRESS, type ProgressSink } from './progress.js';
 import { declaredHash, outputPath, recipeFileName, serializeRecipe, type Json, type Recipe } from './recipe.js';
@@ -159,6 +159,7 @@ export async function realise(store: LocalStore, recipe: Recipe, opts: RealiseOp
       return { path, info, source: 'built', recipePath, ...(built.outcome.info ? { buildInfo: built.outcome.info } : {}) };
     } catch (e) {
       keep = e instanceof HashMismatchError && e.keptAt !== undefined;
+      if (isNoSpace(e)) throw new NoSpaceError(store.root, path, { neededBytes: treeBytes(built.out) }, e);
       throw e;
     } finally {
       if (!keep) built.discard();
@@ -192,6 +193,11 @@ async function runBuilder(store: LocalStore, recipe: Recipe, env: NodeJS.Process
   try {
     outcome = (await builder(ctx)) ?? {};
   } catch (e) {
+    if (isNoSpace(e)) {
+      const written = treeBytes(dir);
+      discard();
+      throw new NoSpaceError(store.root, recipe.outputHash ? outputPath(recipe, store.storeDir) : `'${recipe.name}'`, { writtenBytes: written }, e);
+    }
     const keep = opts.keepFailed ?? false;
     if (!keep) discard();
     throw new BuildFailedError(recipePath, e as Error, keep ? dir : undefined);

@@ -10,5 +10,6 @@ export { acquireLock } from './lock.js';
 export type { Lock } from './lock.js';
 export { canonicalise, removeTree, writeFileAtomic, fsyncDir } from './fsutil.js';
 export { BlobCache } from './blob-cache.js';
+export { NoSpaceError, isNoSpace, treeBytes } from './no-space.js';
 export { ContentIndex } from './content-index.js';
 export type { ContentRange } from './content-index.js';

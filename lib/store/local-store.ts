@@ -9,6 +9,7 @@ import { ContentIndex } from './content-index.js';
 import { canonicalise, canonicaliseAll, fsyncDir, removeTree, writeFileAtomic } from './fsutil.js';
 import { DEFAULT_STORE_DIR, contentAddress, isStorePath, makeFixedOutputPath, makeTextPath, parseStorePath, type ContentMethod } from './path.js';
 import { ReferenceScanner } from './references.js';
+import { NoSpaceError, isNoSpace, treeBytes } from './no-space.js';
 
 /** What the store records about a valid path; the field names follow `nix path-info --json`. */
 export interface PathInfo {
@@ -236,6 +237,9 @@ export class LocalStore {
       } finally {
         lock.release();
       }
+    } catch (e) {
+      if (isNoSpace(e)) throw new NoSpaceError(this.root, `a copy of ${src}`, { neededBytes: treeBytes(src) }, e);
+      throw e;
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
