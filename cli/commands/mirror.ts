@@ -6,6 +6,7 @@ import {
   mirrorConfigPath, openCache, parseSecretKey, parseTrustedKeys, readBundle, resolvePathArgs, serveStore, substituteFromCaches,
   writeBundle, writeBundleFile, COMPRESSIONS, DEFAULT_COMPRESSION, type Compression, type RefResolver, type SecretKey,
 } from '../../lib/mirror/index.js';
+import { count } from '../plural.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
 import { mirrorGroup } from './mirror-group.js';
 import { EXIT, UserError } from '../errors.js';
@@ -54,6 +55,14 @@ function parseListen(s: string | undefined): { host: string; port: number } {
 }
 
 const sub = <A>(m: CommandModule<MirrorArgs, A & MirrorArgs>) => m;
+
+/** What an import or unbundle did: a line per path imported, then a count (or that there was nothing to do). */
+function importLines(r: readonly { path: string; imported: boolean }[]): string[] {
+  const imported = r.filter((x) => x.imported);
+  const valid = r.length - imported.length;
+  if (!imported.length) return [r.length ? `nothing to import: ${count(valid, 'path')} already valid` : 'nothing to import: no paths'];
+  return [...imported.map((x) => `imported ${x.path}`), `${count(imported.length, 'path')} imported${valid ? `, ${valid} already valid` : ''}`];
+}
 
 export interface MirrorCommandOptions<E = GlobalArgs> {
   /** Turns image references (`ubuntu:latest`, a pin) into store paths; without it only store paths are taken. */
@@ -119,7 +128,8 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
             progress: terminalProgress(a), log: (l) => note(a, l),
           });
           const written = r.filter((x) => x.written).length;
-          emit(a, { cache: dir, paths: r }, () => [...r.map((x) => `${x.written ? 'exported' : 'present '} ${x.path}`), `${written} written, ${r.length - written} already in ${dir}`]);
+          // Each path once, on stdout; the summary counts them.
+          emit(a, { cache: dir, paths: r }, () => [...r.map((x) => `${x.written ? 'exported' : 'present '} ${x.path}`), `${count(written, 'path')} written, ${r.length - written} already in ${dir}`]);
         },
       }))
       .command(sub({
@@ -144,7 +154,7 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
           }).catch((e: Error) => {
             throw new UserError(e.message);
           });
-          emit(a, { paths: r }, () => r.map((x) => `${x.imported ? 'imported' : 'present '} ${x.path}`));
+          emit(a, { paths: r }, () => importLines(r));
         },
       }))
       .command(sub({
@@ -232,7 +242,7 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
             .catch((e: Error) => {
               throw new UserError(e.message);
             });
-          emit(a, { paths: r }, () => r.map((x) => `${x.imported ? 'imported' : 'present '} ${x.path}`));
+          emit(a, { paths: r }, () => importLines(r));
         },
       }))
       .command(sub({

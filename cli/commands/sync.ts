@@ -6,6 +6,7 @@ import { parseCreds, parsePlatform, type Credentials, type Platform } from '../.
 import { MAX_CHUNK_SIZE, parseListFile, parseSize, syncImages, type ImageReport, type SyncSource, type SyncSummary } from '../../lib/sync/index.js';
 import { emit, note, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
+import { count } from '../plural.js';
 
 interface SyncArgs extends GlobalArgs {
   src?: string;
@@ -86,7 +87,7 @@ function human(s: SyncSummary): string[] {
   }
   const t = s.totals;
   if (s.images.length > 1) {
-    lines.push(`${s.dryRun ? 'dry run: ' : ''}${t.images} images, ${t.blobs.sent} blobs ${s.dryRun ? 'to send' : `sent (${mib(t.bytesSent)})`}, ${t.blobs.mounted} mounted, ${t.blobs.skipped} skipped, ${t.manifestsPushed} manifests ${s.dryRun ? 'to push' : 'pushed'}`);
+    lines.push(`${s.dryRun ? 'dry run: ' : ''}${count(t.images, 'image')}, ${count(t.blobs.sent, 'blob')} ${s.dryRun ? 'to send' : `sent (${mib(t.bytesSent)})`}, ${t.blobs.mounted} mounted, ${t.blobs.skipped} skipped, ${count(t.manifestsPushed, 'manifest')} ${s.dryRun ? 'to push' : 'pushed'}`);
   }
   return lines;
 }
