@@ -53,7 +53,11 @@ export function terminalProgress(opts: { quiet?: boolean }): ProgressSink {
         const rate = elapsed > 0 ? params.value / elapsed : 0;
         const eta = rate > 0 && params.total > 0 ? (params.total - params.value) / rate : NaN;
         const total = params.total > 0 ? ` / ${bytes(params.total)}` : '';
-        return `${payload.label.slice(0, 40).padEnd(40)} ${bar} ${bytes(params.value)}${total}  ${bytes(rate)}/s  ETA ${duration(eta)}`;
+        const rest = ` ${bar} ${bytes(params.value)}${total}  ${bytes(rate)}/s  ETA ${duration(eta)}`;
+        // The whole line fits the terminal: the final frame is drawn with line wrapping back on,
+        // which cli-progress emulates by cutting at the width (the numbers would be lost).
+        const labelWidth = Math.max(8, Math.min(40, (process.stderr.columns || 80) - 1 - rest.length));
+        return `${payload.label.slice(0, labelWidth).padEnd(labelWidth)}${rest}`;
       },
     },
     cliProgress.Presets.shades_classic,

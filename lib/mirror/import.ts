@@ -220,6 +220,12 @@ async function fetchAndRegister(store: LocalStore, cache: BinaryCache, plan: rea
   }
 }
 
+/** The valid store paths among these hash parts. */
+function validWithHashParts(store: LocalStore, hashParts: readonly string[]): string[] {
+  const wanted = new Set(hashParts);
+  return store.list().map((i) => i.path).filter((p) => wanted.has(parseStorePath(p, store.storeDir).hashPart));
+}
+
 /**
  * Imports `paths` (store paths, base names or hash parts; or every narinfo of a directory cache
  * with 'all') and their closures from `cache`. Returns every requested path and closure member
@@ -236,7 +242,9 @@ export async function importFromCache(store: LocalStore, cache: BinaryCache, pat
   }
   const plan = await planImport(store, cache, hashParts, opts);
   const imported = new Set(await fetchAndRegister(store, cache, plan, opts));
-  const requested = paths === 'all' ? [] : paths.filter((p) => !HASH_PART.test(p)).map((p) => store.toStorePath(p));
+  // With --all, the cache's paths the store already has are reported too (as not imported).
+  const present = paths === 'all' ? validWithHashParts(store, hashParts) : [];
+  const requested = paths === 'all' ? present : paths.filter((p) => !HASH_PART.test(p)).map((p) => store.toStorePath(p));
   const all = [...plan.map((p) => p.ni.storePath), ...requested.filter((p) => !imported.has(p))];
   return [...new Set(all)].map((path) => ({ path, imported: imported.has(path) }));
 }
