@@ -92,7 +92,10 @@ test('resolves an index per platform, skipping attestations, exposing both diges
   assert.is(nested.manifestDigest, arm64.digest);
   assert.is(nested.indexDigest, nestedDigest);
 
-  const byDigest = await client(`${reg.host}/app@${amd64.digest}`).resolve({ arch: 'arm64' });
+  // A single-platform image asked for by another architecture names its own; without a platform it is taken as it is.
+  await rejects(() => client(`${reg.host}/app@${amd64.digest}`).resolve({ arch: 'arm64' }),
+    new RegExp(`^${reg.host}/app@${amd64.digest} is a single-platform image for linux/amd64, not linux/arm64; pull it without a platform to take it as it is$`));
+  const byDigest = await client(`${reg.host}/app@${amd64.digest}`).resolve();
   assert.is(byDigest.indexDigest, undefined, 'a single manifest has no index');
   assert.is(byDigest.manifestDigest, amd64.digest);
 
