@@ -36,3 +36,15 @@ export function wantsJson(argv: readonly string[]): boolean {
   }
   return false;
 }
+
+/** File-system error codes in words, for messages that name the file themselves. */
+export const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory', EACCES: 'permission denied', EPERM: 'operation not permitted', EEXIST: 'already exists',
+  ENOTDIR: 'not a directory', EISDIR: 'is a directory', ENOSPC: 'no space left on device', EROFS: 'read-only file system',
+};
+
+/** What went wrong, in words: `no such file or directory` for a file-system error, else the message. */
+export function errnoText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return (code && ERRNO_TEXT[code]) ?? (e instanceof Error ? e.message : String(e));
+}

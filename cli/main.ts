@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { setFlagsFromString } from 'node:v8';
-import { EXIT, UserError, jsonError, wantsJson, type ErrorDetail } from './errors.js';
+import { ERRNO_TEXT, EXIT, UserError, jsonError, wantsJson, type ErrorDetail } from './errors.js';
 import { tryFastPath } from './fast-path.js';
 
 /** The one place failures are rendered: a line (and any explanation) on stderr, and with --json the same as JSON on stdout. */
@@ -9,11 +9,6 @@ function fail(message: string, code: number, details: { [key: string]: ErrorDeta
   process.stderr.write(`error: ${message.split('\n')[0]}\n` + (message.includes('\n') ? message.split('\n').slice(1).join('\n') + '\n' : ''));
   process.exit(code);
 }
-
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: 'no such file or directory', EACCES: 'permission denied', EEXIST: 'already exists',
-  ENOTDIR: 'not a directory', EISDIR: 'is a directory', ENOSPC: 'no space left on device', EROFS: 'read-only file system',
-};
 
 /** What the failed call was doing, in words ("cannot create directory /x"). */
 const SYSCALL_VERB: Record<string, string> = {

@@ -75,6 +75,14 @@ test('errors name what and where: no binary cache, an unreachable cache, an untr
     const empty = await fi(store, ['mirror', 'import', '--from', join(t.path, 'empty'), '--all']);
     assert.is(empty.stderr, `error: no binary cache at ${join(t.path, 'empty')} (no nix-cache-info)\n`);
 
+    // Files named on the command line that are not there: what was being read, and why not.
+    writeFileSync(join(t.path, 'f.txt'), 'f\n');
+    const added = (await fi(store, ['store', 'add', join(t.path, 'f.txt')])).stdout.toString().trim();
+    const key = await fi(store, ['mirror', 'export', '--to', join(t.path, 'c'), '--sign-key', join(t.path, 'no.secret'), added]);
+    assert.is(key.stderr, `error: cannot read secret key ${join(t.path, 'no.secret')}: no such file or directory\n`);
+    const bundle = await fi(store, ['mirror', 'unbundle', join(t.path, 'no.closure')]);
+    assert.is(bundle.stderr, `error: cannot read bundle ${join(t.path, 'no.closure')}: no such file or directory\n`);
+
     const port = await freePort();
     const path = '/nix/store/0c6kzph7l0dcbqmjap6wwmqz7xb8k4q2-x';
     const down = await fi(store, ['mirror', 'substitute', path, '--substituter', `http://127.0.0.1:${port}`, '--no-check-sigs']);

@@ -9,7 +9,7 @@ import {
 import { count } from '../plural.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
 import { mirrorGroup } from './mirror-group.js';
-import { EXIT, UserError } from '../errors.js';
+import { EXIT, UserError, errnoText } from '../errors.js';
 import { terminalProgress } from '../progress.js';
 import { mirrorConfigFromArgs, withSubstituterOptions } from '../substituters.js';
 
@@ -43,7 +43,7 @@ function readSecretKey(file: string | undefined): SecretKey | undefined {
   try {
     return parseSecretKey(readFileSync(file, 'utf8'), file);
   } catch (e) {
-    throw new UserError((e as Error).message.startsWith('secret key') ? (e as Error).message : `cannot read secret key ${file}: ${(e as Error).message}`);
+    throw new UserError((e as Error).message.startsWith('secret key') ? (e as Error).message : `cannot read secret key ${file}: ${errnoText(e)}`);
   }
 }
 
@@ -239,8 +239,9 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
           const stdin = a.file === '-' || a.file === ''; // yargs hands a lone '-' over as ''
           const input = stdin ? process.stdin : createReadStream(resolve(a.file!), { highWaterMark: 1 << 20 });
           const r = await readBundle(store, input, { where: stdin ? 'stdin' : a.file!, progress: terminalProgress(a), log: (l) => note(a, l) })
-            .catch((e: Error) => {
-              throw new UserError(e.message);
+            .catch((e: NodeJS.ErrnoException) => {
+              // The stream's own open error names no bundle: say which file could not be read.
+              throw new UserError(e.syscall === 'open' && e.path ? `cannot read bundle ${a.file!}: ${errnoText(e)}` : e.message);
             });
           emit(a, { paths: r }, () => importLines(r));
         },
