@@ -6,7 +6,7 @@
 // each position (the error must name it), and the positional is seen in the requests too.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatPublicKey, generateKeyPair } from '../lib/mirror/index.js';
 import { startServer, type TestServer } from './helpers/http-servers.js';
@@ -57,6 +57,21 @@ interface Probe {
   fixed: string[];
   /** Asserts the positionals were taken as positionals (a request for them, or the output). */
   positionalsSeen(srv: TestServer, r: RunResult): void;
+  /** Prepares the command's store before each run. */
+  setup?: (store: string) => Promise<void>;
+}
+
+/** A registered path whose content is gone: what `store verify --repair` asks the substituters for. */
+async function brokenPath(store: string): Promise<void> {
+  if (existsSync(join(store, 'broken'))) return;
+  const src = join(store, '..', `${store.split('/').pop()}-src`);
+  mkdirSync(src, { recursive: true });
+  writeFileSync(join(src, 'file'), 'probe\n');
+  const added = await cli(store, ['store', 'add', src]);
+  assert.is(added.code, 0, added.stderr);
+  const path = added.stdout.toString().trim();
+  rmSync(join(store, path), { recursive: true, force: true });
+  writeFileSync(join(store, 'broken'), path);
 }
 
 /** How each repeatable option is given and seen: URLs by their requests, others by a bad value's error. */
@@ -96,6 +111,11 @@ function probes(srv: TestServer): Record<string, Probe> {
         const origins = new Set((JSON.parse(r.stdout.toString()) as { results: { origin: string }[] }).results.map((x) => x.origin.replace(/:\d+$/, '')));
         assert.is(origins.size, 4, [...origins].join(' '));
       },
+    },
+    'store verify': {
+      positionals: [], fixed: ['--repair'], setup: brokenPath,
+      // Unrepairable (the substituters have nothing): exit 3 naming the path, after asking both.
+      positionalsSeen: (_s, r) => assert.is(r.code, 3, r.stderr),
     },
     'mirror config': {
       positionals: [], fixed: ['--json'],
@@ -163,6 +183,7 @@ test('every repeatable option takes one value per occurrence, before or after th
       const store = join(t.path, command.replace(/ /g, '-') || 'default');
       const placements: Placement[] = probe.positionals.length ? ['before', 'after', 'equals', 'dashdash'] : ['before', 'equals'];
       for (const placement of placements) {
+        await probe.setup?.(store);
         srv.requests.length = 0;
         const given = options.flatMap((o) => cases[o]!.good.map((v): [string, string] => [o, v]));
         const args = commandLine(words, probe, given, placement);
