@@ -29,3 +29,8 @@ export function emit(args: GlobalArgs, json: unknown, human: () => string | stri
 export function note(args: GlobalArgs, message: string): void {
   if (!args.quiet && process.stderr.isTTY) process.stderr.write(message + '\n');
 }
+
+/** Warnings (retries, fallbacks) go to stderr unless --quiet, terminal or not: a log reader needs them too. */
+export function warn(args: GlobalArgs, message: string): void {
+  if (!args.quiet) process.stderr.write(message + '\n');
+}

@@ -1,21 +1,28 @@
 #!/usr/bin/env node
 import { setFlagsFromString } from 'node:v8';
-import { EXIT, UserError } from './errors.js';
+import { ERRNO_TEXT, EXIT, UserError, jsonError, wantsJson, type ErrorDetail } from './errors.js';
 import { tryFastPath } from './fast-path.js';
 
-function fail(message: string, code: number): never {
+/** The one place failures are rendered: a line (and any explanation) on stderr, and with --json the same as JSON on stdout. */
+function fail(message: string, code: number, details: { [key: string]: ErrorDetail } = {}): never {
+  if (wantsJson(process.argv.slice(2))) process.stdout.write(jsonError(message, code, details));
   process.stderr.write(`error: ${message.split('\n')[0]}\n` + (message.includes('\n') ? message.split('\n').slice(1).join('\n') + '\n' : ''));
   process.exit(code);
 }
 
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: 'no such file or directory', EACCES: 'permission denied', EEXIST: 'already exists',
-  ENOTDIR: 'not a directory', EISDIR: 'is a directory', ENOSPC: 'no space left on device', EROFS: 'read-only file system',
+/** What the failed call was doing, in words ("cannot create directory /x"). */
+const SYSCALL_VERB: Record<string, string> = {
+  open: 'open', read: 'read', write: 'write', mkdir: 'create directory', scandir: 'read directory', rename: 'rename',
+  unlink: 'remove', rmdir: 'remove directory', stat: 'read', lstat: 'read', copyfile: 'copy', symlink: 'create symlink', link: 'create link',
 };
 
-/** One line: for file-system errors, the path and what went wrong, without Node's syscall noise. */
+/** One line: for file-system errors, what was done to which path and what went wrong, without Node's syscall noise. */
 function describeError(err: NodeJS.ErrnoException): string {
-  if (err.code && err.path && ERRNO_TEXT[err.code]) return `${err.path}: ${ERRNO_TEXT[err.code]}`;
+  if (err.code && err.path && ERRNO_TEXT[err.code]) {
+    const verb = err.syscall ? SYSCALL_VERB[err.syscall] : undefined;
+    return `${verb ? `cannot ${verb} ` : ''}${err.path}: ${ERRNO_TEXT[err.code]}`;
+  }
+  if (err.code && ERRNO_TEXT[err.code] && err.message?.startsWith(`${err.code}:`)) return `${ERRNO_TEXT[err.code]} (${err.message})`;
   return err.message ?? String(err);
 }
 
@@ -36,8 +43,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  if (e instanceof UserError) fail(e.message, e.exitCode);
+  if (e instanceof UserError) fail(e.message, e.exitCode, e.details);
   const err = e as NodeJS.ErrnoException;
   if (err.code === 'EPIPE') process.exit(EXIT.ok);
-  fail(describeError(err), EXIT.failure);
+  fail(describeError(err), EXIT.failure, err.code ? { errno: err.code, ...(err.path ? { path: err.path } : {}) } : {});
 });

@@ -3,6 +3,7 @@ import type cliProgressModule from 'cli-progress';
 import type { SingleBar } from 'cli-progress';
 import type { ProgressSink } from '../lib/recipe/index.js';
 import { SILENT_PROGRESS } from '../lib/recipe/index.js';
+import { count } from './plural.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -26,6 +27,8 @@ interface Track {
   label: string;
   done: number;
   total: number;
+  /** Started and not yet finished. */
+  active: boolean;
 }
 
 /**
@@ -50,7 +53,11 @@ export function terminalProgress(opts: { quiet?: boolean }): ProgressSink {
         const rate = elapsed > 0 ? params.value / elapsed : 0;
         const eta = rate > 0 && params.total > 0 ? (params.total - params.value) / rate : NaN;
         const total = params.total > 0 ? ` / ${bytes(params.total)}` : '';
-        return `${payload.label.slice(0, 40).padEnd(40)} ${bar} ${bytes(params.value)}${total}  ${bytes(rate)}/s  ETA ${duration(eta)}`;
+        const rest = ` ${bar} ${bytes(params.value)}${total}  ${bytes(rate)}/s  ETA ${duration(eta)}`;
+        // The whole line fits the terminal: the final frame is drawn with line wrapping back on,
+        // which cli-progress emulates by cutting at the width (the numbers would be lost).
+        const labelWidth = Math.max(8, Math.min(40, (process.stderr.columns || 80) - 1 - rest.length));
+        return `${payload.label.slice(0, labelWidth).padEnd(labelWidth)}${rest}`;
       },
     },
     cliProgress.Presets.shades_classic,
@@ -59,7 +66,7 @@ export function terminalProgress(opts: { quiet?: boolean }): ProgressSink {
   let open = 0;
   let totalBar: SingleBar | undefined;
   const started = Date.now();
-  // With several items (layers), a last line sums them all.
+  // With several items (layers), a last line sums them all; it stays the last line.
   const refreshTotal = () => {
     if (tracks.size < 2) return;
     let done = 0;
@@ -70,13 +77,27 @@ export function terminalProgress(opts: { quiet?: boolean }): ProgressSink {
     }
     totalBar ??= multi.create(total, 0, { label: 'total', started });
     totalBar.setTotal(total);
-    totalBar.update(done, { label: `total (${tracks.size} items)`, started });
+    totalBar.update(done, { label: `total (${count(tracks.size, 'item')})`, started });
   };
   return {
     start(id, label, total) {
       const t0 = Date.now();
-      tracks.set(id, { bar: multi.create(total ?? 0, 0, { label, started: t0 }), started: t0, label, done: 0, total: total ?? 0 });
-      open++;
+      const again = tracks.get(id);
+      if (again) {
+        // The same item started over (e.g. a layer spooled after a failed in-place write): its own line, not a second one.
+        if (!again.active) open++;
+        Object.assign(again, { started: t0, label, done: 0, total: total ?? 0, active: true });
+        again.bar.setTotal(total ?? 0);
+        again.bar.update(0, { label, started: t0 });
+      } else {
+        tracks.set(id, { bar: multi.create(total ?? 0, 0, { label, started: t0 }), started: t0, label, done: 0, total: total ?? 0, active: true });
+        open++;
+        // Bars are drawn in creation order: the total line is made again below the new item.
+        if (totalBar) {
+          multi.remove(totalBar);
+          totalBar = undefined;
+        }
+      }
       refreshTotal();
     },
     update(id, done, total) {
@@ -92,8 +113,15 @@ export function terminalProgress(opts: { quiet?: boolean }): ProgressSink {
     },
     finish(id) {
       const t = tracks.get(id);
-      if (!t) return;
-      t.bar.stop();
+      if (!t?.active) return;
+      t.active = false;
+      // An item of unknown size is complete at what arrived; its last value is kept for the final frame,
+      // which MultiBar.stop() draws for every bar (stopping a bar here would freeze it one update early).
+      if (t.total === 0) {
+        t.total = t.done;
+        t.bar.setTotal(t.done);
+      }
+      t.bar.update(t.done, { label: t.label, started: t.started });
       refreshTotal();
       if (--open === 0) multi.stop();
     },

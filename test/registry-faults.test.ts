@@ -92,7 +92,10 @@ test('resolves an index per platform, skipping attestations, exposing both diges
   assert.is(nested.manifestDigest, arm64.digest);
   assert.is(nested.indexDigest, nestedDigest);
 
-  const byDigest = await client(`${reg.host}/app@${amd64.digest}`).resolve({ arch: 'arm64' });
+  // A single-platform image asked for by another architecture names its own; without a platform it is taken as it is.
+  await rejects(() => client(`${reg.host}/app@${amd64.digest}`).resolve({ arch: 'arm64' }),
+    new RegExp(`^${reg.host}/app@${amd64.digest} is a single-platform image for linux/amd64, not linux/arm64; pull it without a platform to take it as it is$`));
+  const byDigest = await client(`${reg.host}/app@${amd64.digest}`).resolve();
   assert.is(byDigest.indexDigest, undefined, 'a single manifest has no index');
   assert.is(byDigest.manifestDigest, amd64.digest);
 
@@ -249,7 +252,7 @@ test('errors: not found, plain-text bodies, wrong or missing credentials', async
     /^registry 127\.0\.0\.1:\d+ requires authentication \(Basic\) and no credentials were found/);
   // tls-verify on: no fallback to plain http, and a hint.
   await failsCleanly(() => client(`${reg.host}/app:latest`, { tlsVerify: true }).resolve(),
-    /^cannot reach registry 127\.0\.0\.1:\d+: GET https:\/\/127\.0\.0\.1:\d+\/v2\/ failed: .*\(for a plain-http or self-signed registry use tls-verify=false, or give its CA\)$/);
+    /^cannot reach registry 127\.0\.0\.1:\d+: GET https:\/\/127\.0\.0\.1:\d+\/v2\/ failed: .*\(for a plain-http or self-signed registry: --tls-verify=false, or trust its CA with NIX_SSL_CERT_FILE=ca\.pem or --curl-opts '--cacert ca\.pem'\)$/);
 });
 
 test.run();

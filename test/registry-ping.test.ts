@@ -105,7 +105,7 @@ test('tls-verify off: an https answer that is not a registry\'s is the error; pl
 test('tls-verify on: plain http is never asked, and the TLS failure says what to do', async () => {
   const srv = await dualServer(undefined, ok, ok);
   try {
-    await rejects(() => findEndpoint('reg.test', srv.host, FAST), /^cannot reach registry reg\.test: .*\(for a plain-http or self-signed registry use tls-verify=false, or give its CA\)$/);
+    await rejects(() => findEndpoint('reg.test', srv.host, FAST), /^cannot reach registry reg\.test: .*\(for a plain-http or self-signed registry: --tls-verify=false, or trust its CA with NIX_SSL_CERT_FILE=ca\.pem or --curl-opts '--cacert ca\.pem'\)$/);
     assert.equal(srv.asked, []);
   } finally {
     await srv.close();

@@ -100,8 +100,12 @@ test('anonymous: a multi-arch index resolves to each platform, same choice as sk
     assert.is(s.manifestMediaType, 'application/vnd.docker.distribution.manifest.v2+json');
     assert.equal(s.configBytes, single.images[0]!.config);
     // Pinned by the platform digest, as nixpkgs pins (#283098).
-    const pinned = await new RegistryClient(`${reg.host}/library/multi:1.0@${multi.images[1]!.digest}`, opts).resolve({ arch: 'amd64' });
+    const byPlatformDigest = new RegistryClient(`${reg.host}/library/multi:1.0@${multi.images[1]!.digest}`, opts);
+    const pinned = await byPlatformDigest.resolve();
     assert.is(pinned.manifestDigest, multi.images[1]!.digest);
+    assert.is((await byPlatformDigest.resolve({ arch: 'arm64' })).manifestDigest, multi.images[1]!.digest);
+    // That manifest is a single-platform image: asked for as another architecture, it says which it is.
+    await rejects(() => byPlatformDigest.resolve({ arch: 'amd64' }), /is a single-platform image for linux\/arm64, not linux\/amd64/);
 
     await rejects(() => new RegistryClient(`${reg.host}/library/multi:2.0`, opts).resolve(),
       new RegExp(`^manifest ${reg.host}/library/multi:2\\.0: not found \\(HTTP 404: MANIFEST_UNKNOWN: manifest unknown\\)$`));
@@ -157,7 +161,7 @@ test('TLS with a custom CA', async () => {
     const r = await new RegistryClient(ref, { caFile: reg.certPath!, fetch: FAST, credentials: null }).resolve();
     assert.is(r.manifestDigest, single.digest);
     await rejects(() => new RegistryClient(ref, { fetch: FAST, credentials: null }).resolve(),
-      /^cannot reach registry 127\.0\.0\.1:\d+: GET https:\/\/127\.0\.0\.1:\d+\/v2\/ failed: .*certificate.*\(for a plain-http or self-signed registry use tls-verify=false, or give its CA\)$/);
+      /^cannot reach registry 127\.0\.0\.1:\d+: GET https:\/\/127\.0\.0\.1:\d+\/v2\/ failed: .*certificate.*\(for a plain-http or self-signed registry: --tls-verify=false, or trust its CA with NIX_SSL_CERT_FILE=ca\.pem or --curl-opts '--cacert ca\.pem'\)$/);
     assert.is((await new RegistryClient(ref, { tlsVerify: false, fetch: FAST, credentials: null }).resolve()).manifestDigest, single.digest);
   } finally {
     await reg.stop();

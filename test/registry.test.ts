@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import {
   MANIFEST_ACCEPT, availablePlatforms, authFilePaths, findCredentials, formatReference, limitConcurrency, normalizeAuthKey,
   normalizePlatform, parseManifest, parsePlatform, parseReference, parseWwwAuthenticate, selectPlatform, verifyBytes,
-  wantedPlatform, type IndexEntry,
+  platformNamed, platformOptions, platformSatisfies, variantNamed, wantedPlatform, type IndexEntry,
 } from '../lib/registry/index.js';
 import { rejects } from './helpers/assert.js';
 import { tempDir } from './helpers/tmp.js';
@@ -172,6 +172,28 @@ test('platform selection: first match in preference order, attestations skipped'
   assert.equal(availablePlatforms(entries), ['linux/amd64', 'linux/arm64', 'linux/arm/v6', 'linux/arm/v7', 'windows/amd64', 'linux/s390x']);
   // A variant-less entry serves a request for the variant when nothing better exists.
   assert.is(selectPlatform([entry('9', 'linux', 'arm64')], wantedPlatform({ arch: 'arm64', variant: 'v9' }), ok)?.digest[7], '9');
+});
+
+test('platform options: --platform merged with --os/--arch/--variant; exact variants; single-platform match', () => {
+  assert.equal(platformOptions({ platform: 'linux/arm/v7' }), { os: 'linux', arch: 'arm', variant: 'v7' });
+  assert.equal(platformOptions({ platform: 'linux/arm64', arch: 'aarch64' }), { os: 'linux', arch: 'arm64' }, 'agreeing after normalisation');
+  assert.equal(platformOptions({ platform: 'linux/arm', variant: 'v6' }), { os: 'linux', arch: 'arm', variant: 'v6' }, '--variant completes a platform without one');
+  assert.equal(platformOptions({ arch: 'arm64' }), { arch: 'arm64' });
+  assert.throws(() => platformOptions({ platform: 'linux/arm64', arch: 'amd64' }), /--platform linux\/arm64 conflicts with --arch amd64/);
+  assert.throws(() => platformOptions({ platform: 'linux/arm/v7', variant: 'v6' }), /conflicts with --variant v6/);
+  assert.throws(() => platformOptions({ platform: 'windows/amd64', os: 'linux' }), /conflicts with --os linux/);
+  assert.throws(() => platformOptions({ platform: 'linux' }), /expected os\/arch or os\/arch\/variant/);
+  const entries = [entry('4', 'linux', 'arm', 'v6'), entry('5', 'linux', 'arm', 'v7')];
+  const ok = (e: IndexEntry) => e.mediaType === M;
+  assert.is(selectPlatform(entries, wantedPlatform({ arch: 'arm', variant: 'v8' }), ok)?.digest[7], '5', 'compatible fallback by default');
+  assert.is(selectPlatform(entries, wantedPlatform({ arch: 'arm', variant: 'v8' }), ok, { exactVariant: true }), undefined);
+  assert.ok(variantNamed({ arch: 'arm/v7' }) && variantNamed({ variant: 'v7' }) && !variantNamed({ arch: 'armhf' }));
+  const amd64 = { os: 'linux', architecture: 'amd64', variant: '' };
+  assert.ok(platformSatisfies(amd64, { arch: 'x86_64' }));
+  assert.not.ok(platformSatisfies(amd64, { arch: 'arm64' }));
+  assert.not.ok(platformSatisfies({ os: 'linux', architecture: 'arm', variant: 'v6' }, { arch: 'arm', variant: 'v7' }));
+  assert.ok(platformSatisfies({ os: 'linux', architecture: 'arm', variant: 'v6' }, { arch: 'arm' }), 'variant compared only when named');
+  assert.ok(platformNamed({ os: 'linux' }) && !platformNamed({}));
 });
 
 test('manifests: kinds, media type detection, schema 1 refused, verification', () => {

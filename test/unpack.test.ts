@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve as resolvePath } from 'node:path';
+import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { fileURLToPath } from 'node:url';
 import { hashPath } from '../lib/nar/index.js';
@@ -253,21 +253,41 @@ test('hostile tar: names that climb out or are absolute', async () => {
   }
 });
 
-test('hostile tar: symlinks that point out, and members written through symlinks', async () => {
+/** Unpacks `archive` and returns the output's symlinks (name → target): a link's target is only text. */
+async function unpackedLinks(archive: Buffer, opts: { zip?: boolean } = {}): Promise<Record<string, string>> {
+  const t = tempDir();
+  try {
+    const file = join(t.path, opts.zip ? 'a.zip' : 'a.tar');
+    writeFileSync(file, archive);
+    await unpackArchive(file, join(t.path, 'out'));
+    const links: Record<string, string> = {};
+    const walk = (dir: string, rel: string): void => {
+      for (const n of readdirSync(dir).sort()) {
+        const p = join(dir, n);
+        if (lstatSync(p).isSymbolicLink()) links[rel + n] = readlinkSync(p);
+        else if (lstatSync(p).isDirectory()) walk(p, `${rel}${n}/`);
+      }
+    };
+    walk(join(t.path, 'out'), '');
+    return links;
+  } finally {
+    t.remove();
+  }
+}
+
+test('symlinks: any target is kept as text (as Nix and nix-prefetch-url --unpack do); nothing is written through one', async () => {
+  // Absolute and climbing targets are only targets: kept verbatim.
+  assert.equal(await unpackedLinks(tarArchive([{ name: 'pkg/root', type: '2', linkname: '/' }, { name: 'pkg/bin/sh', type: '2', linkname: '/usr/bin/dash' }])),
+    { root: '/', 'bin/sh': '/usr/bin/dash' });
+  assert.equal(await unpackedLinks(tarArchive([{ name: 'pkg/etc', type: '2', linkname: '../../etc' }, { name: 'pkg/b', type: '2', linkname: 'b/../../a' }])),
+    { b: 'b/../../a', etc: '../../etc' });
+  // A later member written through a link is refused, whether the link points out or stays inside.
   await expectRefused(tarArchive([{ name: 'pkg/root', type: '2', linkname: '/' }, { name: 'pkg/root/tmp/evil', data: 'x' }]),
-    'pkg/root', /its symlink target '\/' points outside the output/);
-  await expectRefused(tarArchive([{ name: 'pkg/etc', type: '2', linkname: '../../etc' }]), 'pkg/etc', /symlink target '\.\.\/\.\.\/etc' points outside the output/);
-  // Inside the unpacked tree, but outside the output once the top directory is stripped.
-  await expectRefused(tarArchive([{ name: 'pkg/a/etc', type: '2', linkname: '../../etc' }]), 'pkg/a/etc', /symlink target '\.\.\/\.\.\/etc' points outside the output/);
-  // A loop to the kernel (`b` is the link itself), but outside once cleaned as text: refused too.
-  await expectRefused(tarArchive([{ name: 'pkg/b', type: '2', linkname: 'b/../../a' }]), 'pkg/b', /symlink target 'b\/\.\.\/\.\.\/a' points outside the output/);
-  await expectRefused(tarArchive([{ name: 'up', type: '2', linkname: '..' }]), 'up', /symlink target '..' points outside the output/);
-  // A link that stays inside is kept, but nothing may be written through it.
+    'pkg/root/tmp/evil', /it would be written through the symlink 'pkg\/root'/);
+  await expectRefused(tarArchive([{ name: 'pkg/up', type: '2', linkname: '../..' }, { name: 'pkg/up/evil/', type: '5' }]),
+    'pkg/up/evil/', /it would be written through the symlink 'pkg\/up'/);
   await expectRefused(tarArchive([{ name: 'pkg/sub/', type: '5' }, { name: 'pkg/in', type: '2', linkname: 'sub' }, { name: 'pkg/in/evil', data: 'x' }]),
     'pkg/in/evil', /it would be written through the symlink 'pkg\/in'/);
-  // Inside on paper, outside once `d/s` (itself a link to the top) is followed: caught by resolution.
-  await expectRefused(tarArchive([{ name: 'pkg/d/s', type: '2', linkname: '..' }, { name: 'pkg/t', type: '2', linkname: 'd/s/..' }]),
-    'pkg/t', /symlink target 'd\/s\/\.\.' resolves outside the output/);
 });
 
 test('hostile tar: hard links out, device nodes, FIFOs', async () => {
@@ -294,7 +314,7 @@ test('hostile zip: zip-slip names and symlinks', async () => {
       `i = zipfile.ZipInfo(${JSON.stringify(name)}); i.create_system = 3; i.external_attr = 0o120777 << 16; z.writestr(i, ${JSON.stringify(target)})`;
     await expectRefused(await make(`z.writestr('pkg/ok', 'fine')\nz.writestr('../evil', 'evil')`), '../evil', OUTSIDE, { zip: true });
     await expectRefused(await make(`z.writestr('/tmp/evil', 'evil')`), '/tmp/evil', OUTSIDE, { zip: true });
-    await expectRefused(await make(link('pkg/l', '../../etc')), 'pkg/l', /points outside/, { zip: true });
+    assert.equal(await unpackedLinks(await make(link('pkg/l', '/etc/passwd')), { zip: true }), { l: '/etc/passwd' });
     await expectRefused(await make(`${link('pkg/l', 'sub')}\nz.writestr('pkg/sub/', '')\nz.writestr('pkg/l/evil', 'x')`), 'pkg/l/evil', /written through the symlink 'pkg\/l'/, { zip: true });
     await expectRefused(await make(`i = zipfile.ZipInfo('pkg/fifo'); i.create_system = 3; i.external_attr = 0o010644 << 16; z.writestr(i, '')`), 'pkg/fifo', /FIFOs are not allowed/, { zip: true });
   } finally {
@@ -302,7 +322,7 @@ test('hostile zip: zip-slip names and symlinks', async () => {
   }
 });
 
-test('property: whatever the members, nothing lands outside and every output symlink stays inside', async () => {
+test('property: whatever the members, nothing lands outside the output', async () => {
   const t = tempDir();
   try {
     // Deep enough that no combination of the generated `..`s can climb out of the temp dir.
@@ -351,17 +371,6 @@ test('property: whatever the members, nothing lands outside and every output sym
       const allowed = (p: string): boolean => box.startsWith(p + '/') || p === box || p === work || (p.startsWith(box + '/') && !p.startsWith(work)) ||
         p === join(work, 'a.tar') || (ok && (p === out || p.startsWith(out + '/')));
       for (const p of seen) assert.ok(allowed(p), `unexpected ${p} for ${JSON.stringify(members)}`);
-      if (!ok) return;
-      const realOut = realpathSync(out);
-      for (const p of seen.filter((q) => q.startsWith(out + '/') && lstatSync(q).isSymbolicLink())) {
-        let resolved: string;
-        try {
-          resolved = realpathSync(p);
-        } catch {
-          resolved = resolvePath(dirname(p), readlinkSync(p));
-        }
-        assert.ok(resolved === realOut || resolved.startsWith(realOut + '/'), `${p} -> ${readlinkSync(p)} leaves the output`);
-      }
     }), { numRuns: 150 });
     assert.ok(successes > 10, `only ${successes} of ${runs} archives unpacked: the generator is too hostile to test much`);
   } finally {
@@ -415,7 +424,7 @@ test('strip one top-level directory as fetchzip does', async () => {
     const p = (n: string): string => join(t.path, n);
     // Two top-level entries: an error with stripping, the whole tree without.
     writeFileSync(p('two.tar'), tarArchive([{ name: 'a/', type: '5' }, { name: 'a/x', data: 'x' }, { name: 'b', data: 'b' }]));
-    const err = await rejects(() => unpackArchive(p('two.tar'), p('o1')), /must contain a single top-level file or directory.*it has 2 \('a', 'b'\).*stripOneTopLevel: false/);
+    const err = await rejects(() => unpackArchive(p('two.tar'), p('o1')), /must contain a single top-level file or directory.*it has 2 \('a', 'b'\).*--no-strip-root/);
     assert.instance(err, TopLevelError);
     assert.not.ok(existsSync(p('o1')));
     const r = await unpackArchive(p('two.tar'), p('o2'), { stripOneTopLevel: false });
@@ -439,12 +448,7 @@ test('strip one top-level directory as fetchzip does', async () => {
     await unpackArchive(p('empty.tar'), p('o6'), { stripOneTopLevel: false });
     assert.equal(readdirSync(p('o6')), []);
 
-    // A link that only leaves the tree once its top directory is stripped.
-    writeFileSync(p('up.tar'), tarArchive([{ name: 'pkg/f', data: 'f' }, { name: 'pkg/l', type: '2', linkname: '../pkg/f' }]));
-    await rejects(() => unpackArchive(p('up.tar'), p('o7')), /refusing archive entry 'pkg\/l': its symlink target '\.\.\/pkg\/f' points outside the output/);
-    await unpackArchive(p('up.tar'), p('o8'), { stripOneTopLevel: false });
-    assert.is(readlinkSync(p('o8/pkg/l')), '../pkg/f');
-    assert.equal(readdirSync(t.path).sort(), ['dot.tar', 'empty.tar', 'o2', 'o3', 'o4', 'o6', 'o8', 'one.tar', 'two.tar', 'up.tar']);
+    assert.equal(readdirSync(t.path).sort(), ['dot.tar', 'empty.tar', 'o2', 'o3', 'o4', 'o6', 'one.tar', 'two.tar']);
   } finally {
     t.remove();
   }

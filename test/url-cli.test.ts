@@ -146,7 +146,7 @@ test('hashed mirror is tried first; --executable hashes recursively; bad argumen
     assert.ok(statSync(s.realPath(exe.path)).mode & 0o100);
 
     assert.is((await fi(store, ['url', `${origin.url}/tool.sh`, '--sha256', 'nonsense'])).code, 2);
-    assert.is((await fi(store, ['url', 'ftp://example.org/x'])).code, 2, 'an unsupported scheme is a bad argument');
+    assert.is((await fi(store, ['url', 'ftp://example.org/x'])).code, 2, 'an unsupported scheme is a usage error');
   } finally {
     origin.server.close();
     mirror.server.close();

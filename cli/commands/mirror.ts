@@ -6,9 +6,10 @@ import {
   mirrorConfigPath, openCache, parseSecretKey, parseTrustedKeys, readBundle, resolvePathArgs, serveStore, substituteFromCaches,
   writeBundle, writeBundleFile, COMPRESSIONS, DEFAULT_COMPRESSION, UNVERIFIED_NOTE, type Compression, type ImportedPath, type RefResolver, type SecretKey,
 } from '../../lib/mirror/index.js';
+import { count } from '../plural.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
 import { mirrorGroup } from './mirror-group.js';
-import { EXIT, UserError } from '../errors.js';
+import { EXIT, UserError, errnoText } from '../errors.js';
 import { terminalProgress } from '../progress.js';
 import { mirrorConfigFromArgs, withSubstituterOptions } from '../substituters.js';
 
@@ -42,7 +43,7 @@ function readSecretKey(file: string | undefined): SecretKey | undefined {
   try {
     return parseSecretKey(readFileSync(file, 'utf8'), file);
   } catch (e) {
-    throw new UserError((e as Error).message.startsWith('secret key') ? (e as Error).message : `cannot read secret key ${file}: ${(e as Error).message}`);
+    throw new UserError((e as Error).message.startsWith('secret key') ? (e as Error).message : `cannot read secret key ${file}: ${errnoText(e)}`);
   }
 }
 
@@ -55,9 +56,18 @@ function parseListen(s: string | undefined): { host: string; port: number } {
 
 const sub = <A>(m: CommandModule<MirrorArgs, A & MirrorArgs>) => m;
 
-/** One line per path; paths nothing proved (no content address) say so: they answer no pin unchecked. */
-function importedLines(r: readonly ImportedPath[]): string[] {
-  return r.map((x) => `${x.imported ? 'imported' : 'present '} ${x.path}${x.verified === false ? ` (${UNVERIFIED_NOTE})` : ''}`);
+/**
+ * What an import or unbundle did: a line per path imported (paths nothing proved, with no content
+ * address, say so: they answer no pin unchecked), then a count (or that there was nothing to do).
+ */
+function importLines(r: readonly ImportedPath[]): string[] {
+  const imported = r.filter((x) => x.imported);
+  const valid = r.length - imported.length;
+  if (!imported.length) return [r.length ? `nothing to import: ${count(valid, 'path')} already valid` : 'nothing to import: no paths'];
+  return [
+    ...imported.map((x) => `imported ${x.path}${x.verified === false ? ` (${UNVERIFIED_NOTE})` : ''}`),
+    `${count(imported.length, 'path')} imported${valid ? `, ${valid} already valid` : ''}`,
+  ];
 }
 
 export interface MirrorCommandOptions<E = GlobalArgs> {
@@ -124,7 +134,8 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
             progress: terminalProgress(a), log: (l) => note(a, l),
           });
           const written = r.filter((x) => x.written).length;
-          emit(a, { cache: dir, paths: r }, () => [...r.map((x) => `${x.written ? 'exported' : 'present '} ${x.path}`), `${written} written, ${r.length - written} already in ${dir}`]);
+          // Each path once, on stdout; the summary counts them.
+          emit(a, { cache: dir, paths: r }, () => [...r.map((x) => `${x.written ? 'exported' : 'present '} ${x.path}`), `${count(written, 'path')} written, ${r.length - written} already in ${dir}`]);
         },
       }))
       .command(sub({
@@ -149,7 +160,7 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
           }).catch((e: Error) => {
             throw new UserError(e.message);
           });
-          emit(a, { paths: r }, () => importedLines(r));
+          emit(a, { paths: r }, () => importLines(r));
         },
       }))
       .command(sub({
@@ -163,13 +174,15 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
           const store = openStore(a);
           const cfg = mirrorConfigFromArgs(a);
           if (!cfg.substituters.length) throw new UserError(`no substituters: give --substituter or set them in ${mirrorConfigPath()}`, EXIT.usage);
-          const out: { path: string; ok: boolean }[] = [];
+          const out: { path: string; ok: boolean; failures: string[] }[] = [];
           for (const p of a.paths!) {
             const path = store.toStorePath(p);
-            const info = await substituteFromCaches(store, path, cfg.substituters, cfg.trustedPublicKeys, { checkSigs: cfg.requireSigs, log: (l) => note(a, l) });
-            out.push({ path, ok: info !== undefined });
+            const failures: string[] = [];
+            const info = await substituteFromCaches(store, path, cfg.substituters, cfg.trustedPublicKeys, { checkSigs: cfg.requireSigs, log: (l) => note(a, l), failures });
+            out.push({ path, ok: info !== undefined, failures });
           }
-          emit(a, { paths: out }, () => out.map((x) => `${x.ok ? 'valid    ' : 'not found'} ${x.path}`));
+          // A miss says "not found"; a cache that failed says why, so that a cache that is down is not taken for a miss.
+          emit(a, { paths: out }, () => out.map((x) => x.ok ? `valid     ${x.path}` : x.failures.length ? `failed    ${x.path}: ${x.failures.join('; ')}` : `not found ${x.path}`));
           if (out.some((x) => !x.ok)) process.exitCode = EXIT.failure;
         },
       }))
@@ -235,10 +248,11 @@ export function makeMirrorCommand<E = GlobalArgs>(opts: MirrorCommandOptions<E> 
           const stdin = a.file === '-' || a.file === ''; // yargs hands a lone '-' over as ''
           const input = stdin ? process.stdin : createReadStream(resolve(a.file!), { highWaterMark: 1 << 20 });
           const r = await readBundle(store, input, { where: stdin ? 'stdin' : a.file!, progress: terminalProgress(a), log: (l) => note(a, l) })
-            .catch((e: Error) => {
-              throw new UserError(e.message);
+            .catch((e: NodeJS.ErrnoException) => {
+              // The stream's own open error names no bundle: say which file could not be read.
+              throw new UserError(e.syscall === 'open' && e.path ? `cannot read bundle ${a.file!}: ${errnoText(e)}` : e.message);
             });
-          emit(a, { paths: r }, () => importedLines(r));
+          emit(a, { paths: r }, () => importLines(r));
         },
       }))
       .command(sub({

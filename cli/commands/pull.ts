@@ -1,12 +1,16 @@
 import type { Argv, CommandModule } from 'yargs';
-import { BUILTIN_BUILDERS, pullRecipe, pullV1Recipe, v1TarballRecipe, type ImageFormat } from '../../lib/builders/index.js';
+import {
+  BUILTIN_BUILDERS, currentTagDigest, imageNames, pullImageStoreName, pullRecipe, pullV1Recipe, v1TarballRecipe, type ImageFormat,
+} from '../../lib/builders/index.js';
+import { platformOptions, type PlatformWanted } from '../../lib/registry/index.js';
 import type { LocalStore } from '../../lib/store/index.js';
 import type { RealiseResult, Recipe } from '../../lib/recipe/index.js';
 import type { Hash } from '../../lib/hash/index.js';
 import type { Json } from '../../lib/recipe/index.js';
-import { prefetch, realise } from '../../lib/recipe/index.js';
-import { emit, note, openStore, type GlobalArgs } from '../context.js';
-import { EXIT, UserError } from '../errors.js';
+import { HashMismatchError, prefetch, realise } from '../../lib/recipe/index.js';
+import { emit, note, openStore, warn, type GlobalArgs } from '../context.js';
+import { EXIT, UserError, type ErrorDetail } from '../errors.js';
+import { retryCurlFlag } from '../network-options.js';
 import { terminalProgress } from '../progress.js';
 import { asUserError, declaredHashArg } from './url.js';
 import { checkCreds, checkCurlOpts, imageRefArg, refuseOptions } from '../arg-checks.js';
@@ -23,6 +27,8 @@ interface PullArgs extends GlobalArgs, NetrcArgs {
   os?: string;
   arch?: string;
   variant?: string;
+  platform?: string;
+  retry?: number;
   /** Unset means docker-archive (no yargs default: a v1 pull must tell whether it was given). */
   format?: ImageFormat;
   name?: string;
@@ -44,8 +50,28 @@ interface PullArgs extends GlobalArgs, NetrcArgs {
   addRoot?: string;
 }
 
-/** The pin in the shape of nixpkgs `pullImage { … }`. */
-export function nixExpression(p: { imageName: string; imageDigest: string; hash: string; finalImageName: string; finalImageTag: string; os: string; arch: string }): string {
+/** What `--nix` prints: the pin, plus what pullImage needs to give the same store path. */
+export interface NixPin {
+  imageName: string;
+  imageDigest: string;
+  hash: string;
+  finalImageName: string;
+  finalImageTag: string;
+  os: string;
+  arch: string;
+  variant?: string;
+  /** The store path name, when it is not pullImage's default for finalImageName/finalImageTag. */
+  name?: string;
+  tlsVerify: boolean;
+}
+
+/**
+ * The pin as nixpkgs `pullImage { … }`. Its store path depends only on `name` (default
+ * `docker-image-<finalImageName>-<finalImageTag>.tar`, sanitised) and the flat hash, so `name`
+ * is written whenever ours differs. pullImage has no variant argument (none of its versions):
+ * the variant is a comment, and none is needed because imageDigest names that platform's manifest.
+ */
+export function nixExpression(p: NixPin): string {
   const q = (s: string) => JSON.stringify(s).replace(/\$\{/g, '\\${');
   return [
     'pullImage {',
@@ -56,6 +82,9 @@ export function nixExpression(p: { imageName: string; imageDigest: string; hash:
     `  finalImageTag = ${q(p.finalImageTag)};`,
     `  os = ${q(p.os)};`,
     `  arch = ${q(p.arch)};`,
+    ...(p.variant ? [`  # variant ${p.variant}: pullImage takes no variant argument; imageDigest already names this variant's manifest`] : []),
+    ...(p.tlsVerify ? [] : ['  tlsVerify = false;']),
+    ...(p.name !== undefined ? [`  name = ${q(p.name)};`] : []),
     '}',
   ].join('\n');
 }
@@ -73,7 +102,7 @@ function v1Only(a: PullArgs): Record<string, boolean> {
 function v2Only(a: PullArgs): Record<string, boolean> {
   return {
     '--final-image-name': a.finalImageName !== undefined, '--final-image-tag': a.finalImageTag !== undefined,
-    '--os': a.os !== undefined, '--arch': a.arch !== undefined, '--variant': a.variant !== undefined,
+    '--platform': a.platform !== undefined, '--os': a.os !== undefined, '--arch': a.arch !== undefined, '--variant': a.variant !== undefined,
     '--format': a.format !== undefined, '--tls-verify': a.tlsVerify !== undefined, '--jobs': a.jobs !== undefined, '--nix': a.nix === true,
   };
 }
@@ -103,9 +132,11 @@ const pullOptions = (y: Argv<GlobalArgs>) =>
     .option('hash', { type: 'string', describe: 'pinned hash as SRI (sha256-…), as pullImage hash' })
     .option('final-image-name', { type: 'string', describe: 'name recorded in the archive (default: the name as written)' })
     .option('final-image-tag', { type: 'string', describe: 'tag recorded in the archive (default: the tag given, else latest)' })
+    .option('platform', { type: 'string', describe: 'os/arch[/variant], as skopeo/podman (same as --os/--arch/--variant; both must agree)' })
     .option('os', { type: 'string', describe: 'platform OS (default linux)' })
     .option('arch', { type: 'string', describe: "platform architecture (default: this machine's)" })
-    .option('variant', { type: 'string', describe: 'platform variant, e.g. v7 for arm' })
+    .option('variant', { type: 'string', describe: 'platform variant, e.g. v7 for arm (matched exactly)' })
+    .option('retry', { type: 'number', describe: 'retries after a transient network failure (default 5; as curl --retry)' })
     .option('format', { choices: ['docker-archive', 'oci'] as const, describe: 'docker-archive (skopeo-identical, flat hash; the default) or an OCI layout directory (recursive hash)' })
     .option('name', { type: 'string', describe: 'store path name (default docker-image-<finalImageName>-<finalImageTag>.tar, as nixpkgs)' })
     .option('tls-verify', { type: 'boolean', describe: 'verify TLS (the default); --tls-verify=false also allows plain http, as skopeo' })
@@ -126,7 +157,18 @@ const pullOptions = (y: Argv<GlobalArgs>) =>
     .example('$0 ubuntu@sha256:… --sha256 1ab…', 'verify against a pin; no network at all if already in the store')
     .example('$0 pull --arch arm64 --variant v8 myregistry:5000/app:1.2', 'another platform, from a private registry')
     .example('$0 registry.example/team/app:1.2 --netrc-file ./netrc', 'registry credentials from a netrc file (never stored, sent to that registry only)')
+    .example('$0 pull --platform linux/arm/v7 alpine:3.19', 'the same as --os linux --arch arm --variant v7')
+    .example('$0 pull --retry 0 myregistry:5000/app:1.2', 'fail at the first network error')
     .example('$0 pull --registry-version v1 --index-url https://old-registry.example oldteam/app:2016', 'a legacy v1 pull, as pull.nix') as unknown as Argv<PullArgs>; // yargs' inferred kebab/camel keys
+
+/** --platform merged with --os/--arch/--variant (a conflict is a usage error). */
+function platformOf(a: PullArgs): PlatformWanted {
+  try {
+    return platformOptions(a);
+  } catch (e) {
+    throw new UserError((e as Error).message, EXIT.usage);
+  }
+}
 
 async function pullHandler(a: PullArgs): Promise<void> {
   const ref = imageRefArg(a.ref);
@@ -135,13 +177,14 @@ async function pullHandler(a: PullArgs): Promise<void> {
   const store = openStore(a);
   if (a.registryVersion === 'v1') return pullV1Handler({ ...a, ref }, store, hash);
   const format = a.format ?? 'docker-archive';
+  const platform = platformOf(a);
   let recipe;
   try {
     recipe = pullRecipe({
       reference: ref, format, tlsVerify: a.tlsVerify ?? true,
       ...(a.finalImageName ? { finalImageName: a.finalImageName } : {}),
       ...(a.finalImageTag ? { finalImageTag: a.finalImageTag } : {}),
-      ...(a.os ? { os: a.os } : {}), ...(a.arch ? { arch: a.arch } : {}), ...(a.variant ? { variant: a.variant } : {}),
+      ...(platform.os ? { os: platform.os } : {}), ...(platform.arch ? { arch: platform.arch } : {}), ...(platform.variant ? { variant: platform.variant } : {}),
       ...(a.name ? { name: a.name } : {}), ...(hash ? { hash } : {}),
     });
   } catch (e) {
@@ -149,7 +192,10 @@ async function pullHandler(a: PullArgs): Promise<void> {
   }
   const opts = realiseOptions(a);
   if (hash) {
-    const r = await realise(store, recipe, opts).catch(asUserError);
+    const r = await realise(store, recipe, opts).catch(async (e: unknown) => {
+      if (e instanceof HashMismatchError) throw await explainPullMismatch(e, { ...a, ref }, opts.callerEnv);
+      return asUserError(e);
+    });
     addRootIfAsked(a, store, r.path);
     emit(a, { storePath: r.path, path: store.realPath(r.path), hash: hash.sri, source: r.source, ...(r.buildInfo ?? {}) }, () => r.path);
     return;
@@ -170,11 +216,15 @@ async function pullHandler(a: PullArgs): Promise<void> {
     storePath: r.path,
     path: store.realPath(r.path),
   };
+  const variant = typeof info.variant === 'string' && info.variant ? info.variant : undefined;
   if (a.nix) {
-    process.stdout.write(nixExpression(pin) + '\n');
+    const defaultName = pullImageStoreName(pin.finalImageName, pin.finalImageTag, 'docker-archive');
+    process.stdout.write(nixExpression({
+      ...pin, tlsVerify: a.tlsVerify ?? true, ...(variant ? { variant } : {}), ...(r.recipe.name !== defaultName ? { name: r.recipe.name } : {}),
+    }) + '\n');
     return;
   }
-  emit(a, { ...pin, ...(info.variant ? { variant: info.variant } : {}), ...(info.indexDigest ? { indexDigest: info.indexDigest } : {}) }, () => [
+  emit(a, { ...pin, ...(variant ? { variant } : {}), ...(info.indexDigest ? { indexDigest: info.indexDigest } : {}) }, () => [
     `imageName:      ${pin.imageName}`,
     `imageDigest:    ${pin.imageDigest}${info.indexDigest ? `   (platform manifest; index ${String(info.indexDigest)})` : ''}`,
     `platform:       ${String(info.platform ?? `${pin.os}/${pin.arch}`)}`,
@@ -186,11 +236,49 @@ async function pullHandler(a: PullArgs): Promise<void> {
   ]);
 }
 
+/**
+ * A pull whose archive did not hash to the pin, explained: what was pulled (reference, digest,
+ * platform), under which name and tag the archive was written (they are part of its bytes, so a
+ * pin made with other ones cannot match), and where a tag now points.
+ */
+async function explainPullMismatch(e: HashMismatchError, a: PullArgs, env: NodeJS.ProcessEnv): Promise<UserError> {
+  const info = e.buildInfo ?? {};
+  const names = imageNames(a.ref, a.finalImageName, a.finalImageTag);
+  const digest = typeof info.imageDigest === 'string' ? info.imageDigest : undefined;
+  const lines = [e.message];
+  lines.push(`pulled ${a.ref}${digest ? ` = ${digest}` : ''}${info.platform ? ` (${String(info.platform)})` : ''}${info.indexDigest ? `, from index ${String(info.indexDigest)}` : ''}`);
+  const notes: string[] = [];
+  if (!a.finalImageName) notes.push(`finalImageName defaulted to the image name '${names.finalImageName}'`);
+  const written = a.ref.split('@')[0]!;
+  const tagWritten = written.lastIndexOf(':') > written.lastIndexOf('/');
+  if (!a.finalImageTag) notes.push(tagWritten ? `finalImageTag defaulted to the tag pulled '${names.finalImageTag}'` : `finalImageTag defaulted to '${names.finalImageTag}'`);
+  lines.push(`archive written as ${names.finalImageName}:${names.finalImageTag}${notes.length ? ` (${notes.join('; ')})` : ''}; ` +
+    'the name and tag are part of the archive, so give the --final-image-name/--final-image-tag the pin was made with');
+  let tagNow: string | undefined;
+  const tag = names.reference.tag;
+  if (tag) {
+    tagNow = names.reference.digest
+      ? await currentTagDigest(a.ref, { tlsVerify: a.tlsVerify ?? true, env }).catch(() => undefined)
+      : String(info.indexDigest ?? digest ?? '') || undefined;
+    if (tagNow) {
+      lines.push(`tag '${tag}' resolves now to ${tagNow}` +
+        (names.reference.digest ? (tagNow === names.reference.digest ? ' (the digest pulled)' : `, not the ${names.reference.digest} pulled`) : '; if the pin is older, the tag has moved: pin by digest'));
+    }
+  }
+  const details: { [key: string]: ErrorDetail } = {
+    reference: a.ref, specified: e.specified.sri, got: e.got.sri, finalImageName: names.finalImageName, finalImageTag: names.finalImageTag,
+    finalImageNameDefaulted: !a.finalImageName, finalImageTagDefaulted: !a.finalImageTag,
+    ...(digest ? { imageDigest: digest } : {}), ...(tagNow ? { tagDigestNow: tagNow } : {}),
+  };
+  return new UserError(lines.join('\n'), EXIT.hashMismatch, details);
+}
+
 /** How a pull is realised: the builtin builders, the caller's environment plus --creds/--jobs/--curl-opts. */
 function realiseOptions(a: PullArgs) {
   const callerEnv: NodeJS.ProcessEnv = { ...process.env, FETCH_IMAGE_JOBS: String(a.jobs ?? DEFAULT_JOBS) };
   if (a.creds) callerEnv.FETCH_IMAGE_CREDS = a.creds;
-  if (a.curlOpts) callerEnv.NIX_CURL_FLAGS = [process.env.NIX_CURL_FLAGS, a.curlOpts].filter(Boolean).join(' ');
+  const curlFlags = [process.env.NIX_CURL_FLAGS, a.curlOpts, retryCurlFlag(a.retry)].filter(Boolean).join(' ');
+  if (curlFlags) callerEnv.NIX_CURL_FLAGS = curlFlags;
   return {
     builders: BUILTIN_BUILDERS,
     substituters: substitutersFor(a),
@@ -199,6 +287,7 @@ function realiseOptions(a: PullArgs) {
     keepFailed: a.keepFailed ?? false,
     progress: terminalProgress(a),
     log: (l: string) => note(a, l),
+    warn: (l: string) => warn(a, l),
   };
 }
 

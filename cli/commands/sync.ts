@@ -7,6 +7,7 @@ import { cacheHome } from '../../lib/xdg/index.js';
 import { emit, note, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
 import { imageRefArg } from '../arg-checks.js';
+import { count } from '../plural.js';
 
 interface SyncArgs extends GlobalArgs {
   src?: string;
@@ -87,7 +88,7 @@ function human(s: SyncSummary): string[] {
   }
   const t = s.totals;
   if (s.images.length > 1) {
-    lines.push(`${s.dryRun ? 'dry run: ' : ''}${t.images} images, ${t.blobs.sent} blobs ${s.dryRun ? 'to send' : `sent (${mib(t.bytesSent)})`}, ${t.blobs.mounted} mounted, ${t.blobs.skipped} skipped, ${t.manifestsPushed} manifests ${s.dryRun ? 'to push' : 'pushed'}`);
+    lines.push(`${s.dryRun ? 'dry run: ' : ''}${count(t.images, 'image')}, ${count(t.blobs.sent, 'blob')} ${s.dryRun ? 'to send' : `sent (${mib(t.bytesSent)})`}, ${t.blobs.mounted} mounted, ${t.blobs.skipped} skipped, ${count(t.manifestsPushed, 'manifest')} ${s.dryRun ? 'to push' : 'pushed'}`);
   }
   return lines;
 }

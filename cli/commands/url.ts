@@ -3,7 +3,8 @@ import { BUILTIN_BUILDERS } from '../../lib/builders/builtins.js';
 import { fetchUrlRecipe, outputModeOf } from '../../lib/builders/fetch-url.js';
 import { parseHash, type Hash } from '../../lib/hash/index.js';
 import { HashMismatchError, prefetch, realise } from '../../lib/recipe/index.js';
-import { emit, note, openStore, type GlobalArgs } from '../context.js';
+import { emit, note, openStore, warn, type GlobalArgs } from '../context.js';
+import { retryCurlFlag } from '../network-options.js';
 import { substitutersFor, withSubstituterOptions } from '../substituters.js';
 import { EXIT, UserError } from '../errors.js';
 import { terminalProgress } from '../progress.js';
@@ -17,6 +18,8 @@ interface UrlArgs extends GlobalArgs, NetrcArgs {
   hash?: string;
   name?: string;
   unpack?: boolean;
+  stripRoot: boolean;
+  retry?: number;
   executable?: boolean;
   keepFailed?: boolean;
   hashedMirror?: string[];
@@ -62,6 +65,8 @@ export const urlCommand: CommandModule<GlobalArgs, UrlArgs> = {
       .option('hash', { type: 'string', describe: 'expected hash as SRI (sha256-…) or algo:digest' })
       .option('name', { type: 'string', describe: 'store path name (default: last URL segment; "source" with --unpack)' })
       .option('unpack', { type: 'boolean', describe: 'unpack tar, tar.gz, tar.xz, tar.zst or zip (one top-level directory stripped) and hash recursively' })
+      .option('strip-root', { type: 'boolean', default: true, describe: 'with --unpack: strip the single top-level directory (--no-strip-root keeps the whole tree, as fetchzip stripRoot = false)' })
+      .option('retry', { type: 'number', describe: 'retries after a transient network failure (default 5; as curl --retry)' })
       .option('executable', { type: 'boolean', describe: 'make the file executable (hashed recursively)' })
       .option('keep-failed', { type: 'boolean', describe: 'keep the build directory on failure and print its path' })
       .option('hashed-mirror', { type: 'string', array: true, nargs: 1, describe: 'try <mirror>/sha256/<hex> first (repeatable; also NIX_HASHED_MIRRORS)' })
@@ -71,9 +76,11 @@ export const urlCommand: CommandModule<GlobalArgs, UrlArgs> = {
       .example('$0 url https://example.org/f.tar.gz --sha256 0abc… --add-root f', 'fetch, verify, print the store path; root f keeps it from gc')
       .example('$0 url https://example.org/f.tar.gz', 'prefetch: print the hash to pin (and the path on stderr)')
       .example('$0 url --unpack https://example.org/src.tar.xz --hash sha256-…', 'like fetchzip')
+      .example('$0 url --unpack --no-strip-root https://example.org/flat.zip', 'keep every top-level entry (fetchzip stripRoot = false)')
+      .example('$0 url file:///media/usb/src.tar.gz --sha256 0abc…', 'from mounted media: no network at all')
       .example("NIX_CURL_FLAGS='-k --retry 3' $0 url https://internal/x", 'curl flags from the environment')
       .example("$0 url --curl-opts '-u alice:s3cret' https://internal/x", 'basic auth for that host only; not stored in the recipe')
-      .example('$0 url --netrc-file ./netrc https://internal/x', "credentials from a netrc file ('machine internal login alice password s3cret')") as Argv<UrlArgs>,
+      .example('$0 url --netrc-file ./netrc https://internal/x', "credentials from a netrc file ('machine internal login alice password s3cret')") as unknown as Argv<UrlArgs>, // yargs' inferred kebab/camel keys
   handler: async (a) => {
     if (a.url === '') throw new UserError('empty URL', EXIT.usage);
     const hash = declaredHashArg(a);
@@ -87,18 +94,21 @@ export const urlCommand: CommandModule<GlobalArgs, UrlArgs> = {
     try {
       recipe = fetchUrlRecipe({
         url: a.url, ...(a.name ? { name: a.name } : {}), unpack: a.unpack ?? false, executable: a.executable ?? false,
-        ...(curlOpts.stored ? { curlOpts: curlOpts.stored } : {}), ...(hash ? { hash } : {}),
+        ...(a.stripRoot === false ? { stripRoot: false } : {}), ...(curlOpts.stored ? { curlOpts: curlOpts.stored } : {}), ...(hash ? { hash } : {}),
       });
     } catch (e) {
       throw new UserError((e as Error).message, EXIT.usage);
     }
+    const retry = retryCurlFlag(a.retry);
     const opts = {
       builders: BUILTIN_BUILDERS,
       secrets: buildSecrets(curlOpts.secret, netrcFileFor(a)),
+      ...(retry ? { callerEnv: { ...process.env, NIX_CURL_FLAGS: [process.env.NIX_CURL_FLAGS, retry].filter(Boolean).join(' ') } } : {}),
       substituters: substitutersFor(a),
       keepFailed: a.keepFailed ?? false,
       progress: terminalProgress(a),
       log: (l: string) => note(a, l),
+      warn: (l: string) => warn(a, l),
     };
     if (hash) {
       const r = await realise(store, recipe, opts).catch(asUserError);

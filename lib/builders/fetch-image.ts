@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Hash } from '../hash/index.js';
 import { warmFileHashers } from '../nar/index.js';
+import { formatRetryNotice } from '../fetch/index.js';
 import { toOciImage, uncompressLayerToFile, writeOciLayout, type RepoTag } from '../image/index.js';
 import { FETCHER_IMPURE_ENV_VARS, makeRecipe, type BuildContext, type Builder, type Recipe } from '../recipe/index.js';
 import { RegistryClient, formatPlatform, limitConcurrency, parseReference, type Descriptor, type ResolvedImage } from '../registry/index.js';
@@ -67,6 +68,21 @@ export function pullRecipe(spec: PullSpec): Recipe {
   return makeRecipe({ ...base, outputHash: { algo: spec.hash.algo, mode: format === 'docker-archive' ? 'flat' : 'recursive', hash: spec.hash.sri } });
 }
 
+/**
+ * The digest `reference`'s tag names at the registry now (an index's or a manifest's), for
+ * explaining a mismatch: one manifest request, no retries.
+ */
+export async function currentTagDigest(reference: string, opts: { tlsVerify: boolean; env: NodeJS.ProcessEnv }): Promise<string | undefined> {
+  const byTag = parseReference(reference.split('@')[0]!);
+  if (!byTag.tag) return undefined;
+  const client = new RegistryClient(byTag, {
+    tlsVerify: opts.tlsVerify, env: opts.env,
+    ...(opts.env.FETCH_IMAGE_CREDS ? { creds: opts.env.FETCH_IMAGE_CREDS } : {}),
+    fetch: { env: opts.env, retries: 0, connectTimeoutMs: 5000 },
+  });
+  return (await client.getManifest(byTag.tag)).digest;
+}
+
 function diffIdsOf(img: ResolvedImage): string[] {
   const rootfs = (img.config as { rootfs?: { diff_ids?: unknown } }).rootfs;
   const ids = rootfs?.diff_ids;
@@ -126,7 +142,7 @@ export const fetchImageBuilder: Builder = async (ctx) => {
     env: ctx.env,
     ...(ctx.env.FETCH_IMAGE_CREDS ? { creds: ctx.env.FETCH_IMAGE_CREDS } : {}),
     ...(ctx.secrets.netrcFile !== undefined ? { netrcFile: ctx.secrets.netrcFile } : {}),
-    fetch: { env: ctx.env, ...(ctx.signal ? { signal: ctx.signal } : {}) },
+    fetch: { env: ctx.env, ...(ctx.signal ? { signal: ctx.signal } : {}), onRetry: (n) => ctx.warn(formatRetryNotice(n)) },
   });
   const img = await client.resolve({ ...(a.os ? { os: a.os } : {}), ...(a.arch ? { arch: a.arch } : {}), ...(a.variant ? { variant: a.variant } : {}) });
   ctx.log(`resolved ${ref.name}${ref.tag ? `:${ref.tag}` : ''} to ${img.manifestDigest} (${formatPlatform(img.platform)})`);

@@ -1,8 +1,9 @@
-import { chmodSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { chmodSync, existsSync } from 'node:fs';
+import { chmod, copyFile, open, stat } from 'node:fs/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { openDownload, redactUrl, splitSecretCurlOpts, writeFullyAt, type FetchOptions } from '../fetch/index.js';
+import { FetchError, formatRetryNotice, openDownload, redactUrl, splitSecretCurlOpts, writeFullyAt, type FetchOptions } from '../fetch/index.js';
 import { Hash } from '../hash/index.js';
 import { GrowingFileHasher } from '../nar/index.js';
 import type { BuildOutcome } from '../recipe/index.js';
@@ -15,11 +16,30 @@ export interface FetchUrlSpec {
   name?: string;
   /** Unpack an archive into a directory (hashed recursively), as nixpkgs fetchzip. */
   unpack?: boolean;
+  /** With unpack: strip the single top-level directory (default true, fetchzip's stripRoot). */
+  stripRoot?: boolean;
   /** Mark the file executable (hashed recursively, as nix-prefetch-url --executable). */
   executable?: boolean;
   /** Extra curl flags, as pull.nix's curlOpts, without credentials (see splitSecretCurlOpts): they are stored in the recipe. */
   curlOpts?: string;
   hash?: Hash;
+}
+
+const SCHEMES = new Set(['http:', 'https:', 'file:']);
+const TLS_TROUBLE = /certificate|self[- ]signed|SSL|TLS|EPROTO/i;
+
+/** The URL, or an error saying what is wrong with it: no scheme, an unknown one, a file URL naming a host. */
+function parseFetchUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    const hint = text.startsWith('/') || existsSync(text) ? pathToFileURL(text).href : `https://${text}`;
+    throw new Error(`'${redactUrl(text)}' is not a URL (no scheme): write ${hint} (http, https or file)`);
+  }
+  if (!SCHEMES.has(url.protocol)) throw new Error(`unsupported URL scheme '${url.protocol}' in ${redactUrl(text)} (use http, https or file)`);
+  if (url.protocol === 'file:' && url.host !== '' && url.host !== 'localhost') throw new Error(`${text}: a file URL names a local path (file:///path), not host '${url.host}'`);
+  return url;
 }
 
 /** The store name nix-prefetch-url would choose: the URL's last path segment. */
@@ -34,9 +54,9 @@ export function outputModeOf(spec: Pick<FetchUrlSpec, 'unpack' | 'executable'>):
 }
 
 export function fetchUrlRecipe(spec: FetchUrlSpec): Recipe {
-  const url = new URL(spec.url);
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported URL scheme '${url.protocol}' in ${redactUrl(spec.url)} (use http or https)`);
+  const url = parseFetchUrl(spec.url);
   if (spec.unpack && spec.executable) throw new Error('--unpack and --executable cannot be combined');
+  if (spec.stripRoot === false && !spec.unpack) throw new Error('--no-strip-root applies only with --unpack');
   if (url.username || url.password) {
     throw new Error(`credentials in the URL ${redactUrl(spec.url)} would be stored in the recipe, a world-readable store path: give them with --curl-opts '-u USER:PASSWORD' or a netrc file (--netrc-file, NETRC, ~/.netrc), which are never stored`);
   }
@@ -46,7 +66,8 @@ export function fetchUrlRecipe(spec: FetchUrlSpec): Recipe {
   const base = {
     name: spec.name ?? defaultUrlName(spec.url, spec.unpack ?? false),
     builder: FETCH_URL_BUILDER,
-    args: { url: spec.url, unpack: spec.unpack ?? false, executable: spec.executable ?? false, curlOpts: spec.curlOpts ?? '' },
+    // stripRoot only when off, so that the recipes of earlier unpacking fetches stay the same.
+    args: { url: spec.url, unpack: spec.unpack ?? false, executable: spec.executable ?? false, curlOpts: spec.curlOpts ?? '', ...(spec.stripRoot === false ? { stripRoot: false } : {}) },
     impureEnvVars: FETCHER_IMPURE_ENV_VARS,
     preferLocalBuild: true,
   };
@@ -103,11 +124,39 @@ async function downloadHashed(url: string, dest: string, hashing: { executable: 
   }
 }
 
+/**
+ * A `file://` URL: mounted media on an air-gapped machine, as curl (and so Nix) reads them. The
+ * copy is hashed by realise(); an archive to unpack is read where it is.
+ */
+async function copyLocal(url: string, dest: string | undefined): Promise<string> {
+  const path = fileURLToPath(url);
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new Error(`${url}: not a regular file`);
+    if (dest !== undefined) await copyFile(path, dest);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new Error(`${url}: no such file`);
+    if (code === 'EACCES') throw new Error(`${url}: permission denied`);
+    throw e;
+  }
+  return path;
+}
+
 export const fetchUrlBuilder: Builder = async (ctx) => {
-  const { url, unpack, executable, curlOpts: stored } = ctx.recipe.args as { url: string; unpack: boolean; executable: boolean; curlOpts: string };
+  const { url, unpack, executable, curlOpts: stored, stripRoot } = ctx.recipe.args as { url: string; unpack: boolean; executable: boolean; curlOpts: string; stripRoot?: boolean };
   // The recipe's flags, then the credentials the caller gave for this build only.
   const curlOpts = [stored, ctx.secrets.curlOpts ?? ''].filter((o) => o !== '').join(' ');
   const shown = redactUrl(url);
+  if (url.startsWith('file:')) {
+    const local = await copyLocal(url, unpack ? undefined : ctx.out);
+    if (!unpack) {
+      if (executable) await chmod(ctx.out, 0o755);
+      return {};
+    }
+    await unpackNamed(local, ctx.out, shown, stripRoot ?? true);
+    return {};
+  }
   const download = unpack ? join(ctx.tmp, 'download') : ctx.out;
   ctx.progress.start(url, shown);
   let hashes: Pick<BuildOutcome, 'flatSha256' | 'nar'>;
@@ -119,7 +168,13 @@ export const fetchUrlBuilder: Builder = async (ctx) => {
       ...(ctx.secrets.netrcFile !== undefined ? { netrcFile: ctx.secrets.netrcFile } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       onProgress: (received: number, total: number | undefined) => ctx.progress.update(url, received, total),
+      onRetry: (n) => ctx.warn(formatRetryNotice(n)),
     });
+  } catch (e) {
+    if (e instanceof FetchError && TLS_TROUBLE.test(e.message)) {
+      throw new Error(`${e.message} (for a self-signed server: trust its CA with NIX_SSL_CERT_FILE=ca.pem or --curl-opts '--cacert ca.pem', or skip verification with --curl-opts '-k')`, { cause: e });
+    }
+    throw e;
   } finally {
     ctx.progress.finish(url);
   }
@@ -128,8 +183,17 @@ export const fetchUrlBuilder: Builder = async (ctx) => {
     // A flat output's declared hash is the flat one; an --executable one is hashed as a NAR.
     return executable ? (hashes.nar ? { nar: hashes.nar } : {}) : hashes;
   }
-  // Loaded only when asked for: the decompressors are not needed by plain downloads.
-  const { unpackArchive } = await import('../unpack/index.js');
-  await unpackArchive(download, ctx.out, { stripOneTopLevel: true });
+  await unpackNamed(download, ctx.out, shown, stripRoot ?? true);
   return {};
 };
+
+/** Unpacks as fetchzip does; a refusal or a damaged archive names the URL it came from. */
+async function unpackNamed(archive: string, out: string, shown: string, stripRoot: boolean): Promise<void> {
+  // Loaded only when asked for: the decompressors are not needed by plain downloads.
+  const { unpackArchive } = await import('../unpack/index.js');
+  try {
+    await unpackArchive(archive, out, { stripOneTopLevel: stripRoot });
+  } catch (e) {
+    throw new Error(`cannot unpack ${shown}: ${(e as Error).message}`, { cause: e });
+  }
+}

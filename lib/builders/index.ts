@@ -3,7 +3,7 @@ export type { SubstituterConfig } from './builtins.js';
 export { defaultUrlName, fetchUrlBuilder, fetchUrlRecipe, outputModeOf } from './fetch-url.js';
 export type { FetchUrlSpec } from './fetch-url.js';
 export { hashedMirrorSubstituter } from './hashed-mirrors.js';
-export { IMAGE_IMPURE_ENV_VARS, fetchImageBuilder, pullRecipe } from './fetch-image.js';
+export { IMAGE_IMPURE_ENV_VARS, currentTagDigest, fetchImageBuilder, pullRecipe } from './fetch-image.js';
 export type { ImageFormat, PullSpec } from './fetch-image.js';
 export { imageNames, pullImageStoreName } from './image-name.js';
 export { pullV1Recipe, v1TarballRecipe } from './fetch-image-v1.js';

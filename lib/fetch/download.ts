@@ -117,7 +117,7 @@ class Download implements DownloadStream {
     private readonly trustedOrigin: string,
   ) {
     this.op = new Operation(res);
-    this.budget = new RetryBudget(res, this.op, (a, n) => fetchError('download of', url, a, n));
+    this.budget = new RetryBudget(res, this.op, (a, n) => fetchError('download of', url, a, n), `download of ${redactUrl(url)}`);
     if (algo) this.hasher = createHash(algo);
   }
 

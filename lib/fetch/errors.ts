@@ -93,6 +93,13 @@ const TRANSIENT_CODES = new Set([
   'ESOCKS',
 ]);
 
+/** Socket errors in words: Node's `connect ECONNREFUSED 127.0.0.1:1` alone tells a newcomer little. */
+export const NETWORK_ERRNO_TEXT: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused', ECONNRESET: 'connection reset', ECONNABORTED: 'connection aborted', EPIPE: 'connection closed',
+  ETIMEDOUT: 'connection timed out', EHOSTUNREACH: 'host unreachable', ENETUNREACH: 'network unreachable', ENETDOWN: 'network down',
+  EAI_AGAIN: 'DNS lookup failed', ENOTFOUND: 'host not found', UND_ERR_SOCKET: 'connection closed', UND_ERR_CLOSED: 'connection closed',
+};
+
 function errorCode(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const code = (err as { code?: unknown }).code;
@@ -110,6 +117,8 @@ export function classifyError(err: unknown): AttemptError {
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return new AttemptError('stalled: no data received within the stall timeout', { kind: 'timeout', transient: true, cause: err });
   }
-  const text = code === undefined || code === 'ESOCKS' || message.includes(code) ? message : `${message} (${code})`;
+  const raw = code === undefined || code === 'ESOCKS' || message.includes(code) ? message : `${message} (${code})`;
+  const words = code === undefined ? undefined : NETWORK_ERRNO_TEXT[code];
+  const text = words ? `${words} (${raw})` : raw;
   return new AttemptError(text, { kind: 'network', transient: code !== undefined && TRANSIENT_CODES.has(code), cause: err });
 }

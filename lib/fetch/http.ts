@@ -12,6 +12,8 @@ import { netrcLookup } from './netrc.js';
 import type { Resolved } from './options.js';
 import { selectProxy } from './proxy-env.js';
 import { MAX_RETRY_AFTER_MS, retryDelayMs } from './retry.js';
+import { NETWORK_ERRNO_TEXT } from './errors.js';
+import type { RetryNotice } from './options.js';
 
 /** Headers that carry credentials: sent only to the origin they belong to. */
 const SENSITIVE = new Set(['authorization', 'cookie']);
@@ -191,11 +193,14 @@ export class Operation {
  */
 export class RetryBudget {
   failures = 0;
+  private readonly started = Date.now();
 
   constructor(
     private readonly res: Resolved,
     private readonly op: Operation,
     private readonly toError: (a: AttemptError, retried: number) => FetchError,
+    /** Names the operation in retry notices: `GET https://…`. */
+    private readonly what = '',
   ) {}
 
   async failed(err: unknown, opts: { allowRetry?: boolean } = {}): Promise<void> {
@@ -206,12 +211,31 @@ export class RetryBudget {
       throw this.toError(new AttemptError(`${a.message}; server asks to retry after ${Math.round(retryAfter / 1000)} s`, { kind: a.kind, transient: false }), this.failures);
     }
     this.failures++;
+    const delayMs = retryDelayMs(this.failures, this.res.retryBaseMs, retryAfter);
+    // Quick recoveries stay silent; a wait a person would notice is explained as it starts.
+    if (this.res.onRetry && Date.now() - this.started + delayMs > 1000) {
+      this.res.onRetry({ what: this.what, retry: this.failures, retries: this.res.retries, delayMs, reason: briefReason(a) });
+    }
     try {
-      await this.op.sleep(retryDelayMs(this.failures, this.res.retryBaseMs, retryAfter));
+      await this.op.sleep(delayMs);
     } catch (e) {
       throw this.toError(this.op.classify(e), this.failures);
     }
   }
+}
+
+/** `GET https://…: retrying in 2 s (connection refused; retry 1 of 5)`. */
+export function formatRetryNotice(n: RetryNotice): string {
+  const s = n.delayMs < 950 ? (n.delayMs / 1000).toFixed(1) : String(Math.round(n.delayMs / 1000));
+  return `${n.what}: retrying in ${s} s (${n.reason}; retry ${n.retry} of ${n.retries})`;
+}
+
+/** A few words for why an attempt failed: `connection refused`, `HTTP 503`, `connect timeout`. */
+export function briefReason(a: AttemptError): string {
+  if (a.status !== undefined) return `HTTP ${a.status}`;
+  const code = (a.cause as { code?: unknown } | undefined)?.code;
+  const known = typeof code === 'string' ? NETWORK_ERRNO_TEXT[code] : undefined;
+  return known ?? a.message.split(' (')[0]!.slice(0, 80);
 }
 
 /** Turns an attempt's failure into the one-line error callers see. */

@@ -37,6 +37,20 @@ export interface FetchOptions {
   caFile?: string;
   signal?: AbortSignal;
   onProgress?: (received: number, total: number | undefined) => void;
+  /** Told before each wait for a retry once the operation has taken (or will have taken) more than a second. */
+  onRetry?: (notice: RetryNotice) => void;
+}
+
+/** One retry about to happen, for a line like `GET URL: retrying in 2 s (connection refused)`. */
+export interface RetryNotice {
+  /** What is being fetched, e.g. `GET https://…` or `download of https://…` (redacted). */
+  what: string;
+  /** This retry's number (1-based) and how many are allowed. */
+  retry: number;
+  retries: number;
+  delayMs: number;
+  /** Why the last attempt failed, in a few words. */
+  reason: string;
 }
 
 export interface Resolved {
@@ -61,6 +75,7 @@ export interface Resolved {
   proxy: ProxyOverride;
   signal: AbortSignal | undefined;
   onProgress: ((received: number, total: number | undefined) => void) | undefined;
+  onRetry: ((notice: RetryNotice) => void) | undefined;
 }
 
 export const DEFAULTS = {
@@ -132,6 +147,7 @@ export function resolveOptions(opts: FetchOptions = {}): Resolved {
     proxy,
     signal: opts.signal,
     onProgress: opts.onProgress,
+    onRetry: opts.onRetry,
   };
 }
 

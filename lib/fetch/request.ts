@@ -1,6 +1,6 @@
 /** A single request for API calls: redirects, retries, proxies, credentials handled. */
 import { PassThrough, type Readable } from 'node:stream';
-import { AttemptError, FetchError } from './errors.js';
+import { AttemptError, FetchError, redactUrl } from './errors.js';
 import { Operation, RetryBudget, fetchError, parseTarget, requestHeaders, sendFollowing } from './http.js';
 import { resolveOptions, type FetchOptions } from './options.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
@@ -39,7 +39,7 @@ export async function request(url: string, init: RequestInit = {}, opts: FetchOp
   const target = parseTarget(url, what);
   const headers = requestHeaders(target, res, Object.entries(init.headers ?? {}), target.url.origin);
   const op = new Operation(res);
-  const budget = new RetryBudget(res, op, (a, n) => fetchError(what, url, a, n));
+  const budget = new RetryBudget(res, op, (a, n) => fetchError(what, url, a, n), `${what} ${redactUrl(url)}`);
   const idempotent = IDEMPOTENT.has(method);
   for (;;) {
     try {

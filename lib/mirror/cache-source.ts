@@ -60,7 +60,17 @@ class DirCache implements BinaryCache {
   }
 
   async listHashParts(): Promise<string[]> {
-    return (await readdir(this.root)).filter((f) => /^[0-9a-df-np-sv-z]{32}\.narinfo$/.test(f)).map((f) => f.slice(0, 32)).sort();
+    let names: string[];
+    try {
+      names = await readdir(this.root);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new Error(`no binary cache at ${this.root} (no nix-cache-info: the directory does not exist)`);
+      if (code === 'ENOTDIR') throw new Error(`no binary cache at ${this.root} (no nix-cache-info: not a directory)`);
+      if (code === 'EACCES') throw new Error(`cannot read binary cache ${this.root}: permission denied`);
+      throw e;
+    }
+    return names.filter((f) => /^[0-9a-df-np-sv-z]{32}\.narinfo$/.test(f)).map((f) => f.slice(0, 32)).sort();
   }
 }
 

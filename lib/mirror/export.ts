@@ -124,7 +124,6 @@ export async function exportToCache(store: LocalStore, paths: readonly string[],
     ni.sigs = [...sigs].sort();
     fsyncDir(join(dir, 'nar'));
     writeFileAtomic(narinfoFile, formatNarInfo(ni));
-    opts.log?.(`exported ${p}`);
     results.push({ path: p, written: true, narinfo: narinfoFile, narSize: ni.narSize, fileSize: ni.fileSize ?? 0 });
   }
   return results;

@@ -66,7 +66,11 @@ async function* through(src: AsyncIterable<Buffer>, t: Transform): AsyncGenerato
 /** Checks the StoreDir a cache declares (a cache without nix-cache-info is taken as /nix/store). */
 export async function checkCacheStoreDir(cache: BinaryCache, storeDir: string): Promise<void> {
   const text = await cache.readText('nix-cache-info');
-  if (text === undefined) return;
+  if (text === undefined) {
+    // Tolerated when there are narinfos (hand-made caches); a directory with neither is no cache.
+    if (cache.listHashParts && (await cache.listHashParts()).length === 0) throw new Error(`no binary cache at ${cache.display} (no nix-cache-info)`);
+    return;
+  }
   const have = cacheInfoStoreDir(text);
   if (have !== storeDir) throw new Error(`binary cache ${cache.display} is for store ${have}, not ${storeDir}`);
 }
@@ -227,6 +231,12 @@ async function fetchAndRegister(store: LocalStore, cache: BinaryCache, plan: rea
   }
 }
 
+/** The valid store paths among these hash parts. */
+function validWithHashParts(store: LocalStore, hashParts: readonly string[]): string[] {
+  const wanted = new Set(hashParts);
+  return store.list().map((i) => i.path).filter((p) => wanted.has(parseStorePath(p, store.storeDir).hashPart));
+}
+
 /**
  * Imports `paths` (store paths, base names or hash parts; or every narinfo of a directory cache
  * with 'all') and their closures from `cache`. Returns every requested path and closure member
@@ -243,7 +253,9 @@ export async function importFromCache(store: LocalStore, cache: BinaryCache, pat
   }
   const plan = await planImport(store, cache, hashParts, opts);
   const imported = new Map((await fetchAndRegister(store, cache, plan, opts)).map((x) => [x.path, x.verified]));
-  const requested = paths === 'all' ? [] : paths.filter((p) => !HASH_PART.test(p)).map((p) => store.toStorePath(p));
+  // With --all, the cache's paths the store already has are reported too (as not imported).
+  const present = paths === 'all' ? validWithHashParts(store, hashParts) : [];
+  const requested = paths === 'all' ? present : paths.filter((p) => !HASH_PART.test(p)).map((p) => store.toStorePath(p));
   const all = [...plan.map((p) => p.ni.storePath), ...requested.filter((p) => !imported.has(p))];
   return [...new Set(all)].map((path) => ({
     path, imported: imported.has(path), verified: imported.get(path) ?? store.pathInfo(path)?.caVerified === true,

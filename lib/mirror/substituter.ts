@@ -1,7 +1,7 @@
 // Binary caches as a source of store paths: directly into the store with full metadata
 // (substituteFromCaches), or as a realise() Substituter that restores a fixed output to `out`.
 import { rmSync } from 'node:fs';
-import type { FetchOptions } from '../fetch/index.js';
+import { FetchError, redactUrl, type FetchOptions } from '../fetch/index.js';
 import type { Recipe, SubstituteContext, Substituter } from '../recipe/index.js';
 import { checkContentAddressContent, checkContentAddressPath, parseStorePath, type LocalStore, type PathInfo } from '../store/index.js';
 import { openCache } from './cache-source.js';
@@ -19,6 +19,21 @@ export interface SubstituteOptions {
   env?: NodeJS.ProcessEnv;
   log?: (line: string) => void;
   fetch?: FetchOptions;
+  /** Receives why each cache could not supply the path (unreachable, bad signature, …); a miss is not a failure. */
+  failures?: string[];
+}
+
+/**
+ * One line for a cache that failed: `cache http://… unreachable (connection refused)` when it
+ * could not be reached at all, so that a cache that is down is not mistaken for a miss.
+ */
+export function describeCacheFailure(spec: string, e: unknown): string {
+  const shown = redactUrl(spec).replace(/(?<=:\/\/[^/]+)\/$/, '');
+  if (e instanceof FetchError && (e.kind === 'network' || e.kind === 'timeout')) {
+    const why = e.message.includes(' failed: ') ? e.message.slice(e.message.indexOf(' failed: ') + 9) : e.message;
+    return `cache ${shown} unreachable (${why})`;
+  }
+  return `cache ${shown}: ${(e as Error).message.split('\n')[0]}`;
 }
 
 /**
@@ -42,7 +57,9 @@ export async function substituteFromCaches(
       await importFromCache(store, cache, [storePath], importOpts);
       return store.requireInfo(storePath);
     } catch (e) {
-      opts.log?.(`binary cache ${spec}: ${(e as Error).message.split('\n')[0]}`);
+      const line = describeCacheFailure(spec, e);
+      opts.failures?.push(line);
+      opts.log?.(line);
     }
   }
   return undefined;
@@ -85,7 +102,7 @@ export function binaryCacheSubstituter(cfg: Pick<MirrorConfig, 'substituters' | 
           return true;
         } catch (e) {
           rmSync(out, { recursive: true, force: true });
-          ctx.log(`binary cache ${spec}: ${(e as Error).message.split('\n')[0]}`);
+          ctx.log(describeCacheFailure(spec, e));
         }
       }
       return false;

@@ -1,7 +1,11 @@
 import type { Hash } from '../hash/index.js';
+import type { Json } from './recipe.js';
 
 /** A fixed output whose content is not what the recipe declared; worded exactly as Nix words it. */
 export class HashMismatchError extends Error {
+  /** What the builder reported about what it fetched (e.g. the digest a tag resolved to), for explaining the mismatch. */
+  buildInfo?: { [key: string]: Json };
+
   constructor(readonly recipePath: string, readonly specified: Hash, readonly got: Hash, readonly keptAt?: string) {
     super(
       `hash mismatch in fixed-output derivation '${recipePath}':\n` +

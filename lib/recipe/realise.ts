@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Hash } from '../hash/index.js';
 import type { ContentMethod } from '../store/index.js';
 import { hashFlatAndNar, hashPath } from '../nar/index.js';
-import { contentAddress, makeTextPath, sameContentAddress, type LocalStore, type PathInfo } from '../store/index.js';
+import { NoSpaceError, contentAddress, isNoSpace, makeTextPath, sameContentAddress, treeBytes, type LocalStore, type PathInfo } from '../store/index.js';
 import { BuildFailedError, HashMismatchError, InvalidStoredPathError } from './errors.js';
 import { SILENT_PROGRESS, type ProgressSink } from './progress.js';
 import { declaredContentAddress, declaredHash, outputPath, recipeFileName, serializeRecipe, type Json, type Recipe } from './recipe.js';
@@ -31,6 +31,8 @@ export interface BuildContext {
   secrets: BuildSecrets;
   store: LocalStore;
   log: (line: string) => void;
+  /** Lines a person should see even in a log (retries): the caller decides where they go. */
+  warn: (line: string) => void;
   progress: ProgressSink;
   signal?: AbortSignal;
 }
@@ -78,6 +80,8 @@ export interface RealiseOptions {
   secrets?: BuildSecrets;
   keepFailed?: boolean;
   log?: (line: string) => void;
+  /** For BuildContext.warn (default: log). */
+  warn?: (line: string) => void;
   progress?: ProgressSink;
   signal?: AbortSignal;
 }
@@ -194,6 +198,7 @@ async function realiseLocked(
     return { path, info, source: 'built', recipePath, ...(built.outcome.info ? { buildInfo: built.outcome.info } : {}) };
   } catch (e) {
     keep = e instanceof HashMismatchError && e.keptAt !== undefined;
+    if (isNoSpace(e)) throw new NoSpaceError(store.root, path, { neededBytes: treeBytes(built.out) }, e);
     throw e;
   } finally {
     if (!keep) built.discard();
@@ -217,12 +222,20 @@ async function runBuilder(store: LocalStore, recipe: Recipe, env: NodeJS.Process
   const out = join(dir, 'out');
   const scratch = join(dir, 'tmp');
   mkdirSync(scratch, { mode: 0o700 });
-  const ctx: BuildContext = { recipe, out, tmp: scratch, env, secrets: opts.secrets ?? {}, store, log: opts.log ?? (() => undefined), progress: opts.progress ?? SILENT_PROGRESS };
+  const log = opts.log ?? (() => undefined);
+  const ctx: BuildContext = {
+    recipe, out, tmp: scratch, env, secrets: opts.secrets ?? {}, store, log, warn: opts.warn ?? log, progress: opts.progress ?? SILENT_PROGRESS,
+  };
   if (opts.signal) ctx.signal = opts.signal;
   let outcome: BuildOutcome;
   try {
     outcome = (await builder(ctx)) ?? {};
   } catch (e) {
+    if (isNoSpace(e)) {
+      const written = treeBytes(dir);
+      discard();
+      throw new NoSpaceError(store.root, recipe.outputHash ? outputPath(recipe, store.storeDir) : `'${recipe.name}'`, { writtenBytes: written }, e);
+    }
     const keep = opts.keepFailed ?? false;
     if (!keep) discard();
     throw new BuildFailedError(recipePath, e as Error, keep ? dir : undefined);
@@ -281,7 +294,11 @@ async function verifyAndRegister(
   const storeRecipe = () => store.addText(recipeFileName(recipe), serializeRecipe(recipe));
   if (want) {
     const got = await hashOutput(recipe, out, outcome);
-    if (!got.declared.equals(want)) throw new HashMismatchError(recipePath, want, got.declared, keepFailed ? keepDir : undefined);
+    if (!got.declared.equals(want)) {
+      const mismatch = new HashMismatchError(recipePath, want, got.declared, keepFailed ? keepDir : undefined);
+      if (outcome?.info) mismatch.buildInfo = outcome.info;
+      throw mismatch;
+    }
     await storeRecipe();
     const known = got.nar ? { narHash: got.nar.hash, narSize: got.nar.size } : {};
     return store.register(path, out, { ca: contentAddress(recipe.outputHash!.mode, want), caVerified: true, deriver: recipePath, ...known });

@@ -19,7 +19,10 @@ import {
   MANIFEST_ACCEPT, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, MEDIA_TYPES, Schema1Error, isImageManifestMediaType, isIndexMediaType,
   parseManifest, verifyBytes, type Descriptor, type ImageIndex, type ImageManifest, type Manifest,
 } from './manifest.js';
-import { availablePlatforms, formatPlatform, normalizePlatform, selectPlatform, wantedPlatform, type Platform, type PlatformWanted } from './platform.js';
+import {
+  availablePlatforms, formatPlatform, normalizePlatform, platformNamed, platformSatisfies, selectPlatform, variantNamed, wantedPlatform,
+  type Platform, type PlatformWanted,
+} from './platform.js';
 import { onceUnlessFailed } from './memo.js';
 import { findEndpoint, type Endpoint } from './ping.js';
 import { parseReference, validateDigest, type ImageReference } from './reference.js';
@@ -235,15 +238,17 @@ export class RegistryClient {
    */
   async resolve(want: PlatformWanted = {}): Promise<ResolvedImage> {
     const platform = wantedPlatform(want);
+    const exactVariant = variantNamed(want);
     const top = await this.getManifest(this.ref.manifestRef);
     let image: FetchedManifest = top;
     let entryPlatform: Platform | undefined;
     if (top.manifest.kind === 'index') {
-      const found = await this.chooseFromIndex(top as FetchedManifest & { manifest: ImageIndex }, platform, 1);
+      const found = await this.chooseFromIndex(top as FetchedManifest & { manifest: ImageIndex }, platform, 1, exactVariant);
       if (!found) {
         const avail = availablePlatforms(top.manifest.manifests);
         throw new RegistryError(
-          `${this.describe(this.ref.manifestRef)}: no image for platform ${formatPlatform(platform)} in ${top.digest}; available: ${avail.length ? avail.join(', ') : 'none'}`,
+          `${this.describe(this.ref.manifestRef)}: no image for platform ${formatPlatform(platform)} in ${top.digest}; available: ${avail.length ? avail.join(', ') : 'none'}` +
+            (exactVariant ? ' (a variant given is matched exactly)' : ''),
           'NO_PLATFORM',
         );
       }
@@ -255,6 +260,15 @@ export class RegistryClient {
     const fromConfig = typeof config.os === 'string' && typeof config.architecture === 'string'
       ? normalizePlatform({ os: config.os, architecture: config.architecture, variant: typeof config.variant === 'string' ? config.variant : '' })
       : undefined;
+    // A single-platform image is taken as it is unless a platform was asked for by name; then
+    // it must be that platform (skopeo would only log the mismatch and copy it anyway).
+    if (top.manifest.kind === 'manifest' && fromConfig && platformNamed(want) && !platformSatisfies(fromConfig, want)) {
+      throw new RegistryError(
+        `${this.describe(this.ref.manifestRef)} is a single-platform image for ${formatPlatform(fromConfig)}, not ${formatPlatform(platform)}; ` +
+          'pull it without a platform to take it as it is',
+        'NO_PLATFORM',
+      );
+    }
     return {
       reference: this.ref,
       ...(top.manifest.kind === 'index' ? { indexDigest: top.digest, indexMediaType: top.mediaType, indexBytes: top.bytes } : {}),
@@ -274,7 +288,9 @@ export class RegistryClient {
    * The image manifest for `platform` under an index: a matching entry (first in preference
    * order, skipping attestations and unknown media types), descending into nested indexes.
    */
-  private async chooseFromIndex(index: FetchedManifest & { manifest: ImageIndex }, platform: Platform, depth: number): Promise<{ image: FetchedManifest; platform: Platform | undefined } | undefined> {
+  private async chooseFromIndex(
+    index: FetchedManifest & { manifest: ImageIndex }, platform: Platform, depth: number, exactVariant: boolean,
+  ): Promise<{ image: FetchedManifest; platform: Platform | undefined } | undefined> {
     if (depth > MAX_INDEX_DEPTH) throw new RegistryError(`index ${index.digest} of ${this.ref.name}: indexes nested more than ${MAX_INDEX_DEPTH} deep`, 'BAD_MANIFEST');
     const entries = index.manifest.manifests;
     const usable = (e: Descriptor): boolean => isImageManifestMediaType(e.mediaType) || isIndexMediaType(e.mediaType);
@@ -282,10 +298,10 @@ export class RegistryClient {
       const child = await this.getManifest(e.digest, { size: e.size, mediaType: e.mediaType });
       const p = e.platform ? normalizePlatform(e.platform) : undefined;
       if (child.manifest.kind === 'manifest') return { image: child, platform: p };
-      const inner = await this.chooseFromIndex(child as FetchedManifest & { manifest: ImageIndex }, platform, depth + 1);
+      const inner = await this.chooseFromIndex(child as FetchedManifest & { manifest: ImageIndex }, platform, depth + 1, exactVariant);
       return inner && { image: inner.image, platform: inner.platform ?? p };
     };
-    const match = selectPlatform(entries, platform, usable);
+    const match = selectPlatform(entries, platform, usable, { exactVariant });
     if (match) return visit(match);
     // Nested indexes without a platform of their own may still hold one.
     for (const e of entries) {

@@ -6,7 +6,7 @@ export {
 export type { ImageReference } from './reference.js';
 export {
   availablePlatforms, formatPlatform, hostArchitecture, isAttestation, normalizePlatform, parsePlatform,
-  platformCandidates, selectPlatform, wantedPlatform,
+  platformCandidates, platformNamed, platformOptions, platformSatisfies, selectPlatform, variantNamed, wantedPlatform,
 } from './platform.js';
 export type { IndexEntry, Platform, PlatformWanted } from './platform.js';
 export {

@@ -40,7 +40,7 @@ function unreachable(domain: string, httpsErr: unknown, httpErr?: unknown): Erro
   const text = (e: unknown): string => (e instanceof Error ? e.message : String(e));
   let msg = `cannot reach registry ${domain}: ${text(httpsErr)}`;
   if (httpErr !== undefined) msg += `; over plain http: ${text(httpErr)}`;
-  else if (TLS_TROUBLE.test(text(httpsErr))) msg += ' (for a plain-http or self-signed registry use tls-verify=false, or give its CA)';
+  else if (TLS_TROUBLE.test(text(httpsErr))) msg += " (for a plain-http or self-signed registry: --tls-verify=false, or trust its CA with NIX_SSL_CERT_FILE=ca.pem or --curl-opts '--cacert ca.pem')";
   return new RegistryError(msg, 'HTTP', { cause: httpsErr });
 }
 

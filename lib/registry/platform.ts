@@ -81,13 +81,41 @@ export function formatPlatform(p: Platform): string {
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 }
 
-/** Parses `os/arch[/variant]` (e.g. from `--platform`). */
-export function parsePlatform(text: string): Platform {
+/** Splits `os/arch[/variant]` as written, without normalising. */
+function splitPlatform(text: string): { os: string; arch: string; variant?: string } {
   const parts = text.split('/');
   if (parts.length < 2 || parts.length > 3 || parts.some((x) => x === '' || /\s/.test(x))) {
     throw new Error(`invalid platform '${text}': expected os/arch or os/arch/variant`);
   }
-  return normalizePlatform({ os: parts[0]!, architecture: parts[1]!, variant: parts[2] ?? '' });
+  return { os: parts[0]!, arch: parts[1]!, ...(parts[2] !== undefined ? { variant: parts[2] } : {}) };
+}
+
+/** Parses `os/arch[/variant]` (e.g. from `--platform`). */
+export function parsePlatform(text: string): Platform {
+  const p = splitPlatform(text);
+  return normalizePlatform({ os: p.os, architecture: p.arch, variant: p.variant ?? '' });
+}
+
+/**
+ * Merges `--platform os/arch[/variant]` with `--os`/`--arch`/`--variant` (skopeo's and podman's
+ * two spellings) into what was asked for. A field given both ways must agree (after
+ * normalisation, so `--platform linux/arm64 --arch aarch64` is fine).
+ */
+export function platformOptions(o: { platform?: string | undefined; os?: string | undefined; arch?: string | undefined; variant?: string | undefined }): PlatformWanted {
+  const separate: PlatformWanted = { ...(o.os ? { os: o.os } : {}), ...(o.arch ? { arch: o.arch } : {}), ...(o.variant ? { variant: o.variant } : {}) };
+  if (!o.platform) return separate;
+  const p = splitPlatform(o.platform);
+  const variant = p.variant ?? o.variant;
+  const merged: PlatformWanted = { os: p.os, arch: p.arch, ...(variant !== undefined ? { variant } : {}) };
+  const want = wantedPlatform(merged);
+  const conflict = (flag: string, value: string) => new Error(`--platform ${o.platform} conflicts with ${flag} ${value}`);
+  if (o.os && normalizePlatform({ os: o.os, architecture: want.architecture }).os !== want.os) throw conflict('--os', o.os);
+  if (o.arch) {
+    const a = wantedPlatform({ arch: o.arch });
+    if (a.architecture !== want.architecture || (o.arch.includes('/') && a.variant !== want.variant)) throw conflict('--arch', o.arch);
+  }
+  if (o.variant && p.variant !== undefined && wantedPlatform({ arch: p.arch, variant: o.variant }).variant !== want.variant) throw conflict('--variant', o.variant);
+  return merged;
 }
 
 /** The architecture Go (and so docker/skopeo) would report for this Node process. */
@@ -175,15 +203,39 @@ function samePlatform(a: Platform, b: Platform): boolean {
  * (most specific first), the first matching entry in index order wins. Returns undefined when
  * none matches; `availablePlatforms` lists what there was, for the error.
  */
-export function selectPlatform<T extends IndexEntry>(entries: readonly T[], want: Platform, usable: (e: T) => boolean): T | undefined {
+export function selectPlatform<T extends IndexEntry>(
+  entries: readonly T[], want: Platform, usable: (e: T) => boolean, opts: { exactVariant?: boolean } = {},
+): T | undefined {
   const eligible = entries.filter((e) => usable(e) && !isAttestation(e));
-  for (const candidate of platformCandidates(want)) {
+  // A variant the user named is taken literally: no older compatible one stands in for it.
+  const candidates = opts.exactVariant ? [want] : platformCandidates(want);
+  for (const candidate of candidates) {
     for (const e of eligible) {
       const p = entryPlatform(e);
       if (p && samePlatform(p, candidate)) return e;
     }
   }
   return undefined;
+}
+
+/**
+ * Whether an image with platform `have` is what was asked for: os and architecture (defaults
+ * filled in), and the variant when the caller named one.
+ */
+export function platformSatisfies(have: Platform, want: PlatformWanted): boolean {
+  const w = wantedPlatform(want);
+  if (have.os !== w.os || have.architecture !== w.architecture) return false;
+  return !variantNamed(want) || have.variant === w.variant;
+}
+
+/** Whether the caller named any part of the platform (else the host's is only a preference). */
+export function platformNamed(want: PlatformWanted): boolean {
+  return want.os !== undefined || want.arch !== undefined || want.architecture !== undefined || want.variant !== undefined;
+}
+
+/** Whether the caller named a variant (`--variant`, or `arch/variant`). */
+export function variantNamed(want: PlatformWanted): boolean {
+  return want.variant !== undefined || (want.arch ?? want.architecture ?? '').includes('/');
 }
 
 /** Distinct platforms of the runnable entries, in index order, for error messages. */

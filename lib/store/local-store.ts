@@ -13,6 +13,7 @@ import { dataHome } from '../xdg/index.js';
 import { parseRecord } from './records.js';
 import { deadTempEntries, onInterruptUndo, registerTempArea, sweepDeadTempEntries, type DeadTempEntry } from './temp-areas.js';
 import { verifyStore, type VerifyOptions, type VerifyReport } from './verify.js';
+import { NoSpaceError, isNoSpace } from './no-space.js';
 
 /** What the store records about a valid path; the field names follow `nix path-info --json`. */
 export interface PathInfo {
@@ -494,6 +495,9 @@ export class LocalStore {
       } finally {
         lock.release();
       }
+    } catch (e) {
+      if (isNoSpace(e)) throw new NoSpaceError(this.root, `a copy of ${src}`, { neededBytes: treeBytes(src) }, e);
+      throw e;
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }

@@ -4,13 +4,13 @@
  * - Formats by magic bytes: tar (v7, ustar, GNU, pax), tar.gz, tar.xz, tar.zst, zip. bzip2 is
  *   recognised and refused with a clear error: the one streaming JS decoder (unbzip2-stream)
  *   ran 3x slower than bzip2 and peaked near 400 MB RSS on 100 MB.
- * - Output: files 0644 or 0755 (owner-execute kept), directories, symlinks, hard links (as
+ * - Output: files 0644 or 0755 (owner-execute kept), directories, symlinks (any target, absolute
+ *   too: a target is only text, as in a NAR and in nix-prefetch-url --unpack), hard links (as
  *   hard links inside the output). Ownership, times, xattrs and pax global headers are ignored.
  *   Names are bytes end to end, so the NAR hash equals that of GNU tar's (or unzip's) output.
  * - Refused, with a one-line message naming the member: `..` or absolute names; members
- *   reached through a symlink (even one pointing inside); symlinks whose target leaves the
- *   output, as text or once resolved through other links, judged against the final output (so
- *   after stripping); hard links to outside, to directories or to members not yet extracted;
+ *   reached through a symlink (even one pointing inside), so nothing is written outside;
+ *   hard links to outside, to directories or to members not yet extracted;
  *   device nodes, FIFOs, sockets; encrypted or non-deflate zip entries. Sparse tar members (old
  *   GNU, pax 0.0/0.1/1.0) are written with holes, as GNU tar does.
  * - Repeated names: a later member replaces an earlier file or link (unlinked first, never

@@ -38,23 +38,6 @@ export function memberPath(name: Buffer): Buffer[] | string {
   return parts;
 }
 
-/**
- * Whether a symlink at `link` (components below the root) with `target` leaves the root when
- * its target is read as plain text from the link's directory. Absolute targets always leave.
- */
-export function targetLeaves(link: readonly Buffer[], target: Buffer): boolean {
-  if (target[0] === SLASH) return true;
-  let depth = link.length - 1;
-  for (const c of components(target)) {
-    if (isDotDot(c)) {
-      if (--depth < 0) return true;
-    } else {
-      depth++;
-    }
-  }
-  return false;
-}
-
 /** Joins components with '/'. */
 export function joinPath(parts: readonly Buffer[]): Buffer {
   const bufs: Buffer[] = [];

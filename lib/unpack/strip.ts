@@ -24,7 +24,7 @@ export async function chooseOutput(root: string, strip: boolean): Promise<Output
     const listed = names.slice(0, 5).map((n) => `'${showName(n)}'`).join(', ') + (names.length > 5 ? ', ...' : '');
     throw new TopLevelError(
       `the archive must contain a single top-level file or directory to strip, but it has ${names.length}` +
-        `${names.length > 0 ? ` (${listed})` : ''}; unpack with stripOneTopLevel: false to keep the whole tree`,
+        `${names.length > 0 ? ` (${listed})` : ''}; keep the whole tree with --no-strip-root (fetchzip: stripRoot = false)`,
     );
   }
   const only = names[0] as Buffer;
