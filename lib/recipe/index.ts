@@ -1,4 +1,4 @@
-export { FETCHER_IMPURE_ENV_VARS, PROXY_IMPURE_ENV_VARS, declaredHash, makeRecipe, outputPath, recipeFileName, serializeRecipe } from './recipe.js';
+export { FETCHER_IMPURE_ENV_VARS, PROXY_IMPURE_ENV_VARS, declaredHash, makeRecipe, outputPath, recipeFileName, recipeTextPath, serializeRecipe } from './recipe.js';
 export type { Json, OutputHash, Recipe } from './recipe.js';
 export { builderEnv, prefetch, realise } from './realise.js';
 export type { BuildContext, BuildOutcome, Builder, RealiseOptions, RealiseResult, SubstituteContext, Substituter } from './realise.js';
