@@ -329,13 +329,30 @@ export class LocalStore {
     return link;
   }
 
+  /**
+   * An indirect root (Nix's `--out-link`): `link` is a symlink elsewhere (e.g. `./result`) into
+   * the store; the path stays live while that symlink still points to it.
+   */
+  addIndirectRoot(link: string): string {
+    const root = join(this.rootsDir, `indirect-${createHash('sha256').update(link).digest('hex').slice(0, 32)}`);
+    try {
+      unlinkSync(root);
+    } catch {
+      // first time for this link
+    }
+    symlinkSync(link, root);
+    return root;
+  }
+
   /** Valid store paths named by the roots directory (dangling roots are ignored). */
   roots(): Map<string, string> {
     const out = new Map<string, string>();
     for (const name of readdirSync(this.rootsDir)) {
       const link = join(this.rootsDir, name);
       try {
-        const target = readlinkSync(link);
+        let target = readlinkSync(link);
+        // An indirect root points to a link outside the store, which points in.
+        if (!target.startsWith(this.physicalStoreDir + '/') && name.startsWith('indirect-')) target = readlinkSync(target);
         const p = this.toStorePath(target);
         if (this.isValid(p)) out.set(link, p);
       } catch {
