@@ -76,22 +76,38 @@ async function pulledBase(dir: string, store: string, registryPort: number, host
   return { ...pin, tlsVerify: false };
 }
 
+/** `app` (bin/app names `dep`) built by real Nix in its own chroot store, imported with its closure (nix-store --export → mirror unbundle). */
+async function nixBuiltApp(dir: string, store: string): Promise<{ app: string; dep: string }> {
+  const expr = join(dir, 'app.nix');
+  writeFileSync(expr, `let bb = "/bin/busybox";
+  dep = derivation { name = "dep"; system = builtins.currentSystem; builder = bb; args = ["sh" "-c" "\${bb} mkdir -p $out/share; echo hello > $out/share/greeting"]; };
+in derivation { name = "app"; system = builtins.currentSystem; builder = bb; args = ["sh" "-c" "\${bb} mkdir -p $out/bin; echo \${dep} > $out/bin/app"]; }
+`);
+  const nixStore = ['--store', `local?root=${join(dir, 'nix-root')}`];
+  const nixEnv = { ...env, NIX_CONFIG: 'build-users-group =\nsubstituters =\nsandbox-paths = /bin/busybox' };
+  const app = (await runOk('nix-build', [...nixStore, expr, '--no-out-link'], { env: nixEnv })).toString().trim();
+  const closure = (await runOk('nix-store', [...nixStore, '-qR', app], { env: nixEnv })).toString().trim().split('\n');
+  const bundle = join(dir, 'app.closure');
+  writeFileSync(bundle, await runOk('nix-store', [...nixStore, '--export', ...closure], { env: nixEnv }));
+  await ok(store, ['mirror', 'unbundle', bundle]);
+  return { app, dep: closure.find((p) => p.endsWith('-dep'))! };
+}
+
 test('a build on a pulled base: podman loads and mounts the merged tree, inspect shows Cmd/Env/User; skopeo reads it; a rerun does no work', async () => {
-  if (!(havePeer('docker-registry') && havePeer('podman') && havePeer('skopeo'))) return;
+  if (!(havePeer('docker-registry') && havePeer('podman') && havePeer('skopeo') && havePeer('nix-build'))) return;
   const t = tempDir();
   const reg = await startRegistry();
   const pm = podman(t.path);
   try {
     const store = join(t.path, 's');
     const pin = await pulledBase(t.path, store, reg.port, reg.host);
-    const dep = writeTree(join(t.path, 'dep'), { 'share/greeting': 'hello from a dependency\n' });
-    const depPath = await ok(store, ['store', 'add', dep]);
+    // A store path with a reference, made by real Nix and imported as its closure: the layer must bring both.
+    const { app: appPath, dep: depPath } = await nixBuiltApp(t.path, store);
     const tool = writeTree(join(t.path, 'tool'), { 'bin/tool': '#!/bin/sh\necho tool\n' });
     const toolPath = await ok(store, ['store', 'add', tool]);
-    // The app's file names the dependency: its closure must come along.
-    writeTree(join(t.path, 'app'), { 'bin/app': `#!/bin/sh\ncat ${depPath}/share/greeting\n`, 'etc/app.conf': 'x=1\n' });
+    writeTree(join(t.path, 'app'), { 'etc/app.conf': 'x=1\n' });
     const spec = writeSpec(join(t.path, 'app.json'), {
-      name: 'example.org/team/app', tag: 'v1', fromImage: pin, copyToRoot: ['./app'], compressor: 'none',
+      name: 'example.org/team/app', tag: 'v1', fromImage: pin, copyToRoot: [appPath, './app'], compressor: 'none',
       config: { Cmd: [`${toolPath}/bin/tool`], Env: ['APP=1'], User: '1000:1000', WorkingDir: '/srv' },
       extraCommands: 'mkdir -p srv tmp && chmod 1777 tmp && echo made > srv/marker',
     });
@@ -100,7 +116,9 @@ test('a build on a pulled base: podman loads and mounts the merged tree, inspect
     assert.is(r.imageName, 'example.org/team/app');
     assert.is(r.imageTag, 'v1');
     assert.match(r.storePath, /^\/nix\/store\/[a-z0-9]{32}-docker-image-app\.tar$/);
-    assert.equal([...r.added].sort(), [depPath, toolPath].sort(), 'closure from the file reference and from the config');
+    const localPath = r.added.find((p) => p.endsWith('-app') && p !== appPath);
+    assert.ok(localPath, 'the local directory was added to the store and placed too');
+    assert.equal([...r.added].sort(), [appPath, depPath, localPath, toolPath].sort(), 'closure from references and from the config');
     assert.equal(r.skipped, []);
     assert.match(r.layerDiffId, /^sha256:[0-9a-f]{64}$/);
 
@@ -118,10 +136,11 @@ test('a build on a pulled base: podman loads and mounts the merged tree, inspect
     assert.is(readFileSync(join(root, 'etc/os-release'), 'utf8'), 'ID=fixture\n', 'base file');
     assert.ok(statSync(join(root, 'bin/busybox')).isFile(), 'base binary');
     assert.is(readlinkSync(join(root, 'bin/sh')), 'busybox');
-    assert.is(readFileSync(join(root, 'bin/app'), 'utf8'), `#!/bin/sh\ncat ${depPath}/share/greeting\n`, 'new file');
+    assert.is(readFileSync(join(root, 'bin/app'), 'utf8'), `${depPath}\n`, 'new file from copyToRoot[0]');
+    assert.is(readFileSync(join(root, 'etc/app.conf'), 'utf8'), 'x=1\n', 'new file from the local copyToRoot[1]');
     assert.is(readFileSync(join(root, 'srv/marker'), 'utf8'), 'made\n', 'extraCommands ran in the root');
     assert.is(statSync(join(root, 'tmp')).mode & 0o7777, 0o1777);
-    assert.is(readFileSync(join(root, depPath.slice(1), 'share/greeting'), 'utf8'), 'hello from a dependency\n', 'closure under /nix/store');
+    assert.is(readFileSync(join(root, depPath.slice(1), 'share/greeting'), 'utf8'), 'hello\n', 'the reference under /nix/store');
     assert.ok(existsSync(join(root, toolPath.slice(1), 'bin/tool')));
     // extraCommands worked on a copy: the store is intact.
     assert.is((await fi(store, ['store', 'verify', '--check-contents'])).code, 0);

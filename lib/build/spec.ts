@@ -1,5 +1,6 @@
 // The build spec: dockerTools.buildImage's arguments as JSON (or YAML), validated into a typed
 // value. Pure: no file system, no store. Every error names the file and the key path.
+import { parseHash } from '../hash/index.js';
 import type { Json } from '../recipe/index.js';
 import { BuildSpecError, unknownKeyMessage } from './spec-errors.js';
 
@@ -185,10 +186,21 @@ function checkConfig(c: Checker, v: unknown): { [key: string]: Json } | null {
   return v as { [key: string]: Json };
 }
 
+/** `hash` (SRI or prefixed) and/or `sha256` (any encoding), as a pin prints both: they must agree. */
 function checkHash(c: Checker, obj: { [key: string]: unknown }, key: string): string {
-  if (obj.hash !== undefined && obj.sha256 !== undefined) c.fail(key, "give either 'hash' or 'sha256', not both");
   if (obj.hash === undefined && obj.sha256 === undefined) c.fail(`${key}.hash`, 'missing: a fixed output needs its hash (SRI sha256-…, or sha256 in any encoding)');
-  return obj.hash !== undefined ? c.string(obj.hash, `${key}.hash`) : `sha256:${c.string(obj.sha256, `${key}.sha256`)}`;
+  const parse = (v: unknown, k: string, algo?: 'sha256') => {
+    try {
+      return parseHash(c.string(v, k), algo);
+    } catch (e) {
+      return c.fail(k, (e as Error).message);
+    }
+  };
+  const h = obj.hash !== undefined ? parse(obj.hash, `${key}.hash`) : undefined;
+  const s = obj.sha256 !== undefined ? parse(obj.sha256, `${key}.sha256`, 'sha256') : undefined;
+  if (h && s && !h.equals(s)) c.fail(`${key}.sha256`, `${s.sri} disagrees with hash ${h.sri}`);
+  if (h && h.algo !== 'sha256') c.fail(`${key}.hash`, `expected a sha256 hash, got ${h.algo}`);
+  return (h ?? s)!.sri;
 }
 
 function checkFromImage(c: Checker, v: unknown, storeDir: string): FromImage | null {
@@ -305,7 +317,8 @@ export function checkBuildSpec(doc: unknown, file: string, storeDir: string): Pa
 /** Parses spec text: JSON, or YAML for `.yaml`/`.yml` files (the parser loads only then). */
 export async function parseBuildSpecText(text: string, file: string): Promise<unknown> {
   if (/\.ya?ml$/i.test(file)) {
-    const { parse } = await import('yaml');
+    // A CommonJS module: its `default` is the module in Node and in the bundle alike.
+    const { parse } = (await import('yaml')).default;
     try {
       return parse(text, { strict: true, uniqueKeys: true }) as unknown;
     } catch (e) {
