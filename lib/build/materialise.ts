@@ -3,6 +3,7 @@
 // never hard links, so a script cannot change a store path through the copy.
 import { chmodSync, copyFileSync, constants, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { RootConflictError } from './merge.js';
 
 export interface MaterialiseSource {
   /** Real directory whose contents are merged. */
@@ -10,8 +11,6 @@ export interface MaterialiseSource {
   /** For errors, e.g. `copyToRoot[1] (/nix/store/…-hello)`. */
   label: string;
 }
-
-export class RootConflictError extends Error {}
 
 const kind = (st: Stats) => (st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symlink' : 'a file');
 
