@@ -1,34 +1,19 @@
 // The build-image builder: a thin joint (DESIGN.md). It reads the recipe, prepares the layer's
 // roots (materialised for extraCommands), computes the closure and hands everything to
 // lib/build's image writer.
-import { closeSync, createReadStream, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { materialiseRoots, runExtraCommands, writeImage, type ClosurePath, type RootSource } from '../build/index.js';
-import { uncompressLayerToFile } from '../image/index.js';
 import { outputPath, type Builder } from '../recipe/index.js';
 import { parseStorePath, type LocalStore } from '../store/index.js';
 import type { BuildImageArgs } from './build-image-recipe.js';
 import { RUN_AS_ROOT_UNAVAILABLE, writeBuildInfo, type BuildInfo } from './build-info.js';
 
-function isCompressed(file: string): boolean {
-  const fd = openSync(file, 'r');
-  try {
-    const head = Buffer.alloc(4);
-    readSync(fd, head, 0, 4, 0);
-    return (head[0] === 0x1f && head[1] === 0x8b) || head.equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]));
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** The base as the uncompressed docker-archive the writer reads (our own gz/zstd outputs are inflated into tmp). */
-async function baseArchive(store: LocalStore, storePath: string, tmp: string): Promise<string> {
+/** The base's real file: a docker-archive, compressed or not (the writer reads both). */
+function baseArchive(store: LocalStore, storePath: string): string {
   const real = store.realPath(storePath);
   if (!statSync(real).isFile()) throw new Error(`fromImage ${storePath} is not a docker-archive file (an OCI layout cannot be a base; build or pull it as docker-archive)`);
-  if (!isCompressed(real)) return real;
-  const out = join(tmp, 'base.tar');
-  await uncompressLayerToFile(createReadStream(real), out);
-  return out;
+  return real;
 }
 
 /** `created: "now"`, resolved at build time to whole seconds. */
@@ -65,7 +50,7 @@ export const buildImageBuilder: Builder = async (ctx) => {
     layerRoots = [{ dir: root, label: 'copyToRoot after extraCommands' }];
   }
 
-  const base = a.fromImage ? { archive: await baseArchive(store, a.fromImage, ctx.tmp) } : undefined;
+  const base = a.fromImage ? { archive: baseArchive(store, a.fromImage) } : undefined;
   const progressId = `build ${a.name}`;
   ctx.progress.start(progressId, `layer of ${a.name}:${tag}`);
   let result;
