@@ -1,21 +1,17 @@
-import { lstatSync, symlinkSync, unlinkSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { BuildSpecError } from '../../lib/build/index.js';
+import { BuildSpecError } from '../../lib/build/spec-errors.js';
 import { BUILTIN_BUILDERS } from '../../lib/builders/builtins.js';
 import { DEFAULT_SOURCE_DATE_EPOCH, SANDBOX_ENV_VAR, type BuildFormat } from '../../lib/builders/build-image-recipe.js';
-import { readBuildInfo, type BuildInfo } from '../../lib/builders/build-info.js';
 import { InputHashMismatch, executeBuildPlan, planBuild, type BuildPlan } from '../../lib/builders/build-plan.js';
 import type { LocalStore } from '../../lib/store/index.js';
+import { reportBuild, type BuildReportArgs } from '../build-report.js';
 import { emit, note, openStore, type GlobalArgs } from '../context.js';
 import { EXIT, UserError } from '../errors.js';
 import { terminalProgress } from '../progress.js';
 
-interface BuildArgs extends GlobalArgs {
+interface BuildArgs extends BuildReportArgs {
   spec: string;
   sandbox?: 'auto' | 'namespace' | 'vm';
-  outLink?: string;
-  addRoot?: string;
   format: BuildFormat;
   dryRun?: boolean;
   sourceDateEpoch?: number;
@@ -80,19 +76,6 @@ function dryRunLines(store: LocalStore, plan: BuildPlan, depth = 0): { lines: st
   return { lines, json: { spec: plan.file, storePath: plan.outPath, valid, inputs } };
 }
 
-/** --out-link: a symlink in the working directory plus an indirect root; --add-root: a named root. */
-function addRoots(store: LocalStore, a: BuildArgs, storePath: string): string | undefined {
-  if (a.addRoot) return store.addRoot(storePath, a.addRoot);
-  if (!a.outLink) return undefined;
-  const link = resolve(a.outLink);
-  const st = lstatSync(link, { throwIfNoEntry: false });
-  if (st && !st.isSymbolicLink()) throw new UserError(`--out-link ${a.outLink}: exists and is not a symlink; choose another name`, EXIT.usage);
-  if (st) unlinkSync(link);
-  symlinkSync(store.realPath(storePath), link);
-  store.addIndirectRoot(link);
-  return link;
-}
-
 async function buildHandler(a: BuildArgs): Promise<void> {
   const store = openStore(a);
   const sourceDateEpoch = sourceDateEpochOf(a);
@@ -118,15 +101,7 @@ async function buildHandler(a: BuildArgs): Promise<void> {
     }).catch(toUserError);
     source = r.source;
   }
-  const link = addRoots(store, a, plan.outPath);
-  const info: BuildInfo | undefined = readBuildInfo(store, plan.outPath);
-  emit(a, {
-    storePath: plan.outPath, path: store.realPath(plan.outPath),
-    imageName: info?.imageName ?? plan.spec.name, imageTag: info?.imageTag ?? plan.spec.tag,
-    layerDiffId: info?.layerDiffId ?? null, configDigest: info?.configDigest ?? null,
-    added: info?.added ?? null, skipped: info?.skipped ?? null, closureSize: info?.closureSize ?? null,
-    source, ...(link ? { root: link } : {}),
-  }, () => plan.outPath);
+  reportBuild(store, a, plan, source);
 }
 
 export const buildCommand: CommandModule<GlobalArgs, BuildArgs> = {

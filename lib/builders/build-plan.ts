@@ -4,14 +4,18 @@
 // and realises the recipe; a valid output means no work at all.
 import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { BuildSpecError, checkBuildSpec, parseBuildSpecText, storePathsIn, type BuildSpec, type ImagePin } from '../build/index.js';
+// The spec modules directly, not lib/build's face: that would load the image writer into every
+// run, and an unchanged spec's run does nothing but plan (it must start fast).
+import { BuildSpecError } from '../build/spec-errors.js';
+import { checkBuildSpec, parseBuildSpecText, type BuildSpec, type ImagePin } from '../build/spec.js';
+import { storePathsIn } from '../build/store-refs.js';
 import { parseHash } from '../hash/index.js';
 import { HashMismatchError, outputPath, realise, type RealiseOptions, type RealiseResult, type Recipe } from '../recipe/index.js';
 import { checkStoreName, type LocalStore } from '../store/index.js';
 import { buildImageRecipe, type BuildFormat } from './build-image-recipe.js';
 import { RUN_AS_ROOT_UNAVAILABLE } from './build-info.js';
-import { fetchUrlRecipe } from './fetch-url.js';
-import { pullRecipe } from './fetch-image.js';
+import { fetchUrlRecipe } from './fetch-url-recipe.js';
+import { pullRecipe } from './pull-recipe.js';
 import { addLocalInput, localInputPath, type LocalInput } from './local-input.js';
 
 export type PlannedInput =
@@ -34,7 +38,12 @@ export interface PlanOptions {
   sourceDateEpoch: number;
   /** Whether the root stage is available; without it a spec with runAsRoot is refused up front. */
   rootStage: boolean;
+  /** Use only remembered hashes of local paths: a tree not seen unchanged before throws UncachedLocalInput. */
+  cachedLocalOnly?: boolean;
 }
+
+/** A local path would have to be hashed (planBuild with cachedLocalOnly). */
+export class UncachedLocalInput extends Error {}
 
 function readSpecFile(file: string): string {
   try {
@@ -123,7 +132,8 @@ export async function planBuild(store: LocalStore, file: string, opts: PlanOptio
       } catch (e) {
         throw new BuildSpecError(file, key, (e as Error).message);
       }
-      const local = await localInputPath(store, source, name);
+      const local = await localInputPath(store, source, name, opts.cachedLocalOnly ?? false);
+      if (!local) throw new UncachedLocalInput(`${source} is not remembered unchanged`);
       inputs.push({ key, kind: 'local', storePath: local.storePath, source, name, local });
       copyToRoot.push(local.storePath);
     } else {

@@ -31,8 +31,8 @@ export interface LocalInput {
   valid: boolean;
 }
 
-/** The store path `store add SRC --name NAME` would give, without adding anything. */
-export async function localInputPath(store: LocalStore, src: string, name: string): Promise<LocalInput> {
+/** The store path `store add SRC --name NAME` would give, without adding anything (with `cachedOnly`, only if remembered). */
+export async function localInputPath(store: LocalStore, src: string, name: string, cachedOnly = false): Promise<LocalInput | undefined> {
   const fingerprint = treeFingerprint(src);
   try {
     const c = JSON.parse(readFileSync(cacheFile(store, src), 'utf8')) as { fingerprint: string; storePath: string };
@@ -40,6 +40,7 @@ export async function localInputPath(store: LocalStore, src: string, name: strin
   } catch {
     // not seen before
   }
+  if (cachedOnly) return undefined;
   const { hash } = await hashPath(src);
   const storePath = makeFixedOutputPath('recursive', hash, name, { storeDir: store.storeDir });
   return { storePath, fingerprint, valid: store.isValid(storePath) };
