@@ -19,6 +19,7 @@ const COMMANDS: Record<string, (args: readonly string[]) => Promise<Register>> =
   url: async () => { const { urlCommand } = await import('./commands/url.js'); return (y) => y.command(urlCommand); },
   pull: async () => { const { pullCommand } = await import('./commands/pull.js'); return (y) => y.command(pullCommand); },
   build: async () => { const { buildCommand } = await import('./commands/build.js'); return (y) => y.command(buildCommand); },
+  inspect: async () => { const { inspectCommand } = await import('./commands/inspect.js'); return (y) => y.command(inspectCommand); },
   mirror: async (args) => {
     if (commandWords(args)[1] === 'sync') {
       // The registry sync uses none of the cache modules the rest of the group loads.

@@ -149,6 +149,26 @@ test('a build on a pulled base: podman loads and mounts the merged tree, inspect
     assert.is(again.source, 'store', 'no work the second time');
     assert.equal({ ...again, source: 'built' }, r, 'the same report');
     assert.is(await ok(store, ['build', spec]), r.storePath);
+
+    // inspect: the build arguments (the deriver's), the config, the layers and where they came from.
+    const insp2 = JSON.parse(await ok(store, ['--json', 'inspect', r.storePath])) as {
+      buildArgs: { fromImage: string; copyToRoot: string[] }; config: { config: { User: string } };
+      layers: { diffId: string; size: number; files: number; origin: { from: string; imageDigest?: string } }[];
+    };
+    assert.is(insp2.config.config.User, '1000:1000');
+    assert.is(insp2.buildArgs.copyToRoot[0], appPath);
+    assert.is(insp2.layers.length, 2);
+    assert.is(insp2.layers[0]!.origin.from, 'base');
+    assert.is(insp2.layers[0]!.origin.imageDigest, pin.imageDigest);
+    assert.is(insp2.layers[1]!.origin.from, 'this build');
+    assert.is(insp2.layers[1]!.diffId, r.layerDiffId);
+    assert.ok(insp2.layers[1]!.files >= 8, 'entries counted');
+    const pulled = JSON.parse(await ok(store, ['--json', 'inspect', `${reg.host}/library/busybase:1.0`])) as { pin: { imageDigest: string; hash: string } };
+    assert.is(pulled.pin.imageDigest, pin.imageDigest);
+    assert.is(pulled.pin.hash, pin.hash);
+    const specView = JSON.parse(await ok(store, ['--json', 'inspect', spec])) as { valid: boolean; storePath: string };
+    assert.is(specView.valid, true);
+    assert.is(specView.storePath, r.storePath);
   } finally {
     await pm.unmountAll();
     await reg.stop();

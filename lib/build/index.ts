@@ -10,3 +10,5 @@ export { storePathsIn } from './store-refs.js';
 export { materialiseRoots } from './materialise.js';
 export type { MaterialiseSource } from './materialise.js';
 export { extraCommandsEnv, runExtraCommands } from './extra-commands.js';
+export { inspectImage } from './inspect-image.js';
+export type { InspectedImage, InspectedLayer } from './inspect-image.js';
