@@ -7,6 +7,7 @@ import { benchNar } from './nar.js';
 import { benchPull } from './pull.js';
 import { benchMirror } from './mirror.js';
 import { benchSync } from './sync.js';
+import { benchBuild } from './build.js';
 
 const suites: Record<string, (work: string) => Promise<Comparison[]>> = {
   nar: benchNar,
@@ -14,6 +15,7 @@ const suites: Record<string, (work: string) => Promise<Comparison[]>> = {
   pull: benchPull,
   mirror: benchMirror,
   sync: benchSync,
+  build: benchBuild,
 };
 
 const wanted = process.argv.slice(2);
