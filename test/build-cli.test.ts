@@ -283,6 +283,9 @@ test('bad specs: one line naming the file and the key, exit 1, the store unchang
       ['compressor.json', { name: 'x', compressor: 'xz' }, /^error: .*compressor\.json: compressor: expected one of none, gz, zstd/],
       ['env.json', { name: 'x', config: { Env: ['A=1', 'B'] } }, /^error: .*env\.json: config\.Env\[1\]: expected NAME=VALUE/],
       ['missing.json', { name: 'x', copyToRoot: ['./nowhere'] }, /^error: .*missing\.json: copyToRoot\[0\]: \.\/nowhere: no such file or directory/],
+      ['root.json', { name: 'x', runAsRoot: '#!/bin/sh\nid\n' }, /^error: .*root\.json: runAsRoot: runAsRoot needs the root-stage sandbox/],
+      ['net.json', { name: 'x', network: 'yes' }, /^error: .*net\.json: network: expected true or false/],
+      ['pinkey.json', { name: 'x', fromImage: { imageName: 'a', imageDigest: 'sha256:' + '0'.repeat(64), hash: 'sha256-' + 'A'.repeat(43) + '=', tag: 'x' } }, /^error: .*pinkey\.json: fromImage\.tag: unknown key/],
       ['conflict.json', { name: 'x', copyToRoot: [storeA, storeB] }, /^error: .*conflict\.json: .*etc\/thing.*copyToRoot\[1\].*copyToRoot\[0\]|^error: .*conflict\.json: .*etc\/thing.*copyToRoot\[0\].*copyToRoot\[1\]/],
     ];
     for (const [file, spec, want] of cases) {
@@ -346,6 +349,17 @@ test('--out-link roots the output against gc; --dry-run does nothing; contents i
     assert.not.ok(gc.dead.includes(built), 'rooted through ./result');
     const closure = (await ok(store, ['store', 'closure', built])).split('\n');
     assert.ok(closure.includes(built));
+    // The sandbox choice is not part of the recipe: the same path whichever is asked for.
+    for (const sandbox of ['namespace', 'vm']) assert.is(await ok(store, ['build', spec, '--sandbox', sandbox]), built);
+    // created: "now" is allowed, warned about, and recorded as impure in the recipe.
+    const now = writeSpec(join(t.path, 'now.json'), { name: 'now', contents: ['./root'], created: 'now', compressor: 'none' });
+    const rn = await fi(store, ['--json', 'build', now]);
+    assert.is(rn.code, 0, rn.stderr);
+    assert.match(rn.stderr, /created: "now" makes the image impure/);
+    const nowInfo = JSON.parse(await ok(store, ['--json', 'inspect', (JSON.parse(rn.stdout.toString()) as { storePath: string }).storePath])) as { buildArgs: { impure: string[]; created: string }; config: { created: string } };
+    assert.equal(nowInfo.buildArgs.impure, ['created']);
+    assert.is(nowInfo.buildArgs.created, 'now');
+    assert.ok(Math.abs(Date.parse(nowInfo.config.created) - Date.now()) < 120_000, 'the time of the build');
   } finally {
     t.remove();
   }
