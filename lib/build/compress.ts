@@ -1,6 +1,5 @@
 import type { Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { compressor } from '../mirror/index.js';
 
 /**
  * The image's compression, byte-stable: gzip through zlib at level 6 (pigz's default, which
@@ -14,8 +13,10 @@ export type Compressor = 'none' | 'gz' | 'zstd';
 export const GZIP_LEVEL = 6;
 export const ZSTD_LEVEL = 3;
 
-export function compressStream(kind: Compressor): Transform | undefined {
+export async function compressStream(kind: Compressor): Promise<Transform | undefined> {
   if (kind === 'none') return undefined;
   if (kind === 'gz') return createGzip({ level: GZIP_LEVEL, chunkSize: 512 * 1024 });
+  // Loaded on first use: lib/mirror (servers, signing, …) is not needed otherwise.
+  const { compressor } = await import('../mirror/index.js');
   return compressor('zstd', ZSTD_LEVEL);
 }
