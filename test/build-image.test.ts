@@ -90,6 +90,8 @@ function headers(tar: Buffer): Header[] {
   return out;
 }
 
+const podmanArgs = (dir: string) => ['--storage-driver', 'vfs', '--root', join(dir, 'proot'), '--runroot', join(dir, 'prun'), '--events-backend', 'none', '--cgroup-manager', 'cgroupfs'];
+
 function layerOf(archive: Buffer, index = -1): Buffer {
   const members = headers(archive);
   const manifest = JSON.parse(members.find((m) => m.name === 'manifest.json')!.data.toString()) as { Layers: string[] }[];
@@ -192,6 +194,18 @@ test('hard-link dedupe: a 1 MiB file at the root and in its store path is stored
     const out2 = join(t.path, 'image2.tar');
     await writeImage(input(out2, { layer: { roots: [{ dir: data.realPath, label: 'copyToRoot[0]', storePath: data.storePath }], closure: [data] } }));
     assert.ok(layerOf(readFileSync(out2)).length > 2 * big.length, 'two copies without dedupe');
+    if (!havePeer('podman')) return;
+    const podman = podmanArgs(t.path);
+    await runOk('podman', [...podman, 'load', '-q', '-i', out]);
+    const mnt = (await runOk('podman', [...podman, 'image', 'mount', 'test/img:v1'])).toString().trim();
+    try {
+      const atRoot = join(mnt, 'share/big');
+      const inStore = join(mnt, data.storePath, 'share/big');
+      assert.is(readFileSync(atRoot, 'utf8'), big);
+      assert.is(statSync(atRoot).ino, statSync(inStore).ino, 'one file under two names');
+    } finally {
+      await runOk('podman', [...podman, 'image', 'unmount', 'test/img:v1']);
+    }
   } finally {
     t.remove();
   }
@@ -267,8 +281,6 @@ test('keepContentsDirlinks: false copies directory symlinks as directories (rsyn
     t.remove();
   }
 });
-
-const podmanArgs = (dir: string) => ['--storage-driver', 'vfs', '--root', join(dir, 'proot'), '--runroot', join(dir, 'prun'), '--events-backend', 'none', '--cgroup-manager', 'cgroupfs'];
 
 test('only-new rule, runAsRoot-like upper dir (devices, FIFO, whiteout, owners kept); podman loads and mounts it, skopeo inspects it', async () => {
   const t = tempDir();
