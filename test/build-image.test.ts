@@ -211,6 +211,23 @@ test('hard-link dedupe: a 1 MiB file at the root and in its store path is stored
   }
 });
 
+test('uid/gid own the root entries only; a root file owned differently from its store copy is not linked to it', async () => {
+  const t = tempDir();
+  try {
+    const store = join(t.path, 'store');
+    const p = storePath(store, 'pkg', { 'etc/conf': 'conf' });
+    const out = join(t.path, 'image.tar');
+    await writeImage(input(out, { layer: { roots: [{ dir: p.realPath, label: 'r', storePath: p.storePath }], closure: [p], dedupeAgainst: [p], owner: { uid: 1000, gid: 100 } } }));
+    const by = new Map(headers(layerOf(readFileSync(out))).map((h) => [h.name, h]));
+    assert.equal([by.get('etc/')!.uid, by.get('etc/')!.gid, by.get('etc/conf')!.uid, by.get('etc/conf')!.gid], [1000, 100, 1000, 100]);
+    const inStore = by.get(`${p.storePath.slice(1)}/etc/conf`)!;
+    assert.equal([inStore.uid, inStore.gid, inStore.type], [0, 0, '0']);
+    assert.is(by.get('etc/conf')!.type, '0', 'a hard link would give both names one owner');
+  } finally {
+    t.remove();
+  }
+});
+
 test('merge: later roots win, directories merge, a file-vs-directory conflict names both roots', async () => {
   const t = tempDir();
   try {

@@ -10,7 +10,7 @@ import type { DirNode, FileNode, TreeNode } from './layer-tree.js';
  * the tree says, empty uname/gname, modes kept. The layer root itself gets no entry (nixpkgs
  * writes `./` with the last copyToRoot's mode and the uid/gid, which would re-own the base's /).
  * The header format is the project's own writer's (Go archive/tar's): USTAR, with a PAX record
- * only for a name, link target, size or owner that does not fit; names without a `./` prefix,
+ * only for a name, link target, size or owner that does not fit (or is not ASCII); names without a `./` prefix,
  * directories ending in '/'. Files are read as they are written, so memory does not grow with
  * the layer; the diff_id is hashed on the way to the file.
  */
