@@ -1,5 +1,5 @@
 import type { Stats } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { lstat, readlink, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import type { ClosurePath, RootSource } from './image-types.js';
 import {
@@ -50,7 +50,8 @@ export async function mergeRoots(
   const tree = newDir(0o755, { uid: 0, gid: 0 }, 'layer root', false);
   const ctx: MergeContext = { owner: opts.owner, keepDirlinks: opts.keepContentsDirlinks, storeDir: opts.storeDir, realOf, walking: new Set(), tree };
   for (const root of roots) {
-    const st = await lstat(root.dir).catch((e: NodeJS.ErrnoException) => {
+    // Like rsync's `SRC/`: a root given as a symlink to a directory means that directory.
+    const st = await stat(root.dir).catch((e: NodeJS.ErrnoException) => {
       throw new Error(`${root.label}: cannot read ${root.dir}: ${e.code ?? e.message}`);
     });
     if (!st.isDirectory()) throw new RootConflictError(`${root.label}: ${root.dir} is not a directory (only directories can be merged into the image root)`);
