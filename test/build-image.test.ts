@@ -5,6 +5,7 @@ import { chmodSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync,
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { baseImageInfo, writeImage, type ClosurePath, type ImageInput } from '../lib/build/index.js';
+import { layerFromFile, writeDockerArchive, type ArchiveLayer } from '../lib/image/index.js';
 import { havePeer } from './helpers/peers.js';
 import { runOk } from './helpers/run.js';
 import { tempDir } from './helpers/tmp.js';
@@ -59,10 +60,11 @@ function input(out: string, over: Omit<Partial<ImageInput>, 'layer'> & { layer?:
 
 interface Header { name: string; mode: number; uid: number; gid: number; size: number; mtime: number; type: string; linkname: string; magic: string; uname: string; gname: string; devmajor: number; devminor: number; data: Buffer }
 
-/** Every header of an uncompressed tar, parsed from its fields (USTAR only: prefix + name). */
+/** Every header of an uncompressed tar, parsed from its fields (prefix + name; a PAX `path` record applies to the next header). */
 function headers(tar: Buffer): Header[] {
   const out: Header[] = [];
   let off = 0;
+  let paxPath: string | undefined;
   const str = (b: Buffer, o: number, n: number) => { const f = b.subarray(o, o + n); const z = f.indexOf(0); return (z < 0 ? f : f.subarray(0, z)).toString('utf8'); };
   const oct = (b: Buffer, o: number, n: number) => parseInt(str(b, o, n) || '0', 8);
   while (off + 512 <= tar.length) {
@@ -70,8 +72,15 @@ function headers(tar: Buffer): Header[] {
     if (h.every((x) => x === 0)) break;
     const prefix = str(h, 345, 155);
     const size = oct(h, 124, 12);
+    if (h[156] === 0x78) { // 'x'
+      paxPath = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(tar.subarray(off + 512, off + 512 + size).toString('utf8'))?.[1];
+      off += 512 + size + ((512 - (size % 512)) % 512);
+      continue;
+    }
+    const name = paxPath ?? (prefix ? `${prefix}/` : '') + str(h, 0, 100);
+    paxPath = undefined;
     out.push({
-      name: (prefix ? `${prefix}/` : '') + str(h, 0, 100), mode: oct(h, 100, 8), uid: oct(h, 108, 8), gid: oct(h, 116, 8), size,
+      name, mode: oct(h, 100, 8), uid: oct(h, 108, 8), gid: oct(h, 116, 8), size,
       mtime: oct(h, 136, 12), type: String.fromCharCode(h[156]!), linkname: str(h, 157, 100), magic: h.subarray(257, 265).toString('latin1'),
       uname: str(h, 265, 32), gname: str(h, 297, 32), devmajor: oct(h, 329, 8), devminor: oct(h, 337, 8),
       data: tar.subarray(off + 512, off + 512 + size),
@@ -80,6 +89,8 @@ function headers(tar: Buffer): Header[] {
   }
   return out;
 }
+
+const podmanArgs = (dir: string) => ['--storage-driver', 'vfs', '--root', join(dir, 'proot'), '--runroot', join(dir, 'prun'), '--events-backend', 'none', '--cgroup-manager', 'cgroupfs'];
 
 function layerOf(archive: Buffer, index = -1): Buffer {
   const members = headers(archive);
@@ -150,6 +161,25 @@ test('the layer tar, header by header: sorted names, SOURCE_DATE_EPOCH, owners, 
   }
 });
 
+test('entry order is GNU tar --sort=name order (per directory, by bytes), names and modes as GNU tar stores them', async () => {
+  if (!havePeer('tar')) return;
+  const t = tempDir();
+  try {
+    const root = join(t.path, 'root');
+    for (const d of ['a', 'a-b', 'a.b', 'a/c', 'B', '_', 'z/ü', 'z/u', 'z/\u{1F600}', 'z/\uE000']) mkdirSync(join(root, d), { recursive: true });
+    for (const f of ['a/c/file', 'a-b/x', 'a.b/y', 'ab', 'a0', 'z/ü/f', 'z/\uE000/g']) writeFileSync(join(root, f), f);
+    chmodSync(join(root, 'ab'), 0o4755);
+    const out = join(t.path, 'image.tar');
+    await writeImage(input(out, { layer: { roots: [{ dir: root, label: 'root' }] } }));
+    const ours = headers(layerOf(readFileSync(out)));
+    const gnu = headers(await runOk('tar', ['-C', root, '--sort=name', '--format=ustar', '-cf', '-', '.'])).filter((h) => h.name !== './');
+    assert.equal(ours.map((h) => h.name), gnu.map((h) => h.name.replace(/^\.\//, '')));
+    assert.equal(ours.map((h) => [h.type, h.mode]), gnu.map((h) => [h.type, h.mode]));
+  } finally {
+    t.remove();
+  }
+});
+
 test('hard-link dedupe: a 1 MiB file at the root and in its store path is stored once', async () => {
   const t = tempDir();
   try {
@@ -164,6 +194,35 @@ test('hard-link dedupe: a 1 MiB file at the root and in its store path is stored
     const out2 = join(t.path, 'image2.tar');
     await writeImage(input(out2, { layer: { roots: [{ dir: data.realPath, label: 'copyToRoot[0]', storePath: data.storePath }], closure: [data] } }));
     assert.ok(layerOf(readFileSync(out2)).length > 2 * big.length, 'two copies without dedupe');
+    if (!havePeer('podman')) return;
+    const podman = podmanArgs(t.path);
+    await runOk('podman', [...podman, 'load', '-q', '-i', out]);
+    const mnt = (await runOk('podman', [...podman, 'image', 'mount', 'test/img:v1'])).toString().trim();
+    try {
+      const atRoot = join(mnt, 'share/big');
+      const inStore = join(mnt, data.storePath, 'share/big');
+      assert.is(readFileSync(atRoot, 'utf8'), big);
+      assert.is(statSync(atRoot).ino, statSync(inStore).ino, 'one file under two names');
+    } finally {
+      await runOk('podman', [...podman, 'image', 'unmount', 'test/img:v1']);
+    }
+  } finally {
+    t.remove();
+  }
+});
+
+test('uid/gid own the root entries only; a root file owned differently from its store copy is not linked to it', async () => {
+  const t = tempDir();
+  try {
+    const store = join(t.path, 'store');
+    const p = storePath(store, 'pkg', { 'etc/conf': 'conf' });
+    const out = join(t.path, 'image.tar');
+    await writeImage(input(out, { layer: { roots: [{ dir: p.realPath, label: 'r', storePath: p.storePath }], closure: [p], dedupeAgainst: [p], owner: { uid: 1000, gid: 100 } } }));
+    const by = new Map(headers(layerOf(readFileSync(out))).map((h) => [h.name, h]));
+    assert.equal([by.get('etc/')!.uid, by.get('etc/')!.gid, by.get('etc/conf')!.uid, by.get('etc/conf')!.gid], [1000, 100, 1000, 100]);
+    const inStore = by.get(`${p.storePath.slice(1)}/etc/conf`)!;
+    assert.equal([inStore.uid, inStore.gid, inStore.type], [0, 0, '0']);
+    assert.is(by.get('etc/conf')!.type, '0', 'a hard link would give both names one owner');
   } finally {
     t.remove();
   }
@@ -199,7 +258,46 @@ test('merge: later roots win, directories merge, a file-vs-directory conflict na
   }
 });
 
-const podmanArgs = (dir: string) => ['--storage-driver', 'vfs', '--root', join(dir, 'proot'), '--runroot', join(dir, 'prun'), '--events-backend', 'none', '--cgroup-manager', 'cgroupfs'];
+test('keepContentsDirlinks: false copies directory symlinks as directories (rsync -k), true keeps them and merges through (rsync -K)', async () => {
+  const t = tempDir();
+  try {
+    const store = join(t.path, 'store');
+    const hello = storePath(store, 'hello', { 'bin/hello': 'ELF', 'share/doc/README': 'readme' });
+    const env = join(t.path, 'env'); // what buildEnv makes: symlinks into the store
+    mkdirSync(join(env, 'bin'), { recursive: true });
+    symlinkSync(`${hello.storePath}/share`, join(env, 'share'));
+    symlinkSync(`${hello.storePath}/bin/hello`, join(env, 'bin/hello'));
+    symlinkSync('usr/lib', join(env, 'lib'));
+    mkdirSync(join(env, 'usr/lib'), { recursive: true });
+    writeFileSync(join(env, 'usr/lib/a'), 'a');
+    const extra = join(t.path, 'extra');
+    mkdirSync(join(extra, 'lib'), { recursive: true });
+    writeFileSync(join(extra, 'lib/b'), 'b');
+    const roots = [{ dir: env, label: 'copyToRoot[0]' }, { dir: extra, label: 'copyToRoot[1]' }];
+
+    const copied = join(t.path, 'copied.tar');
+    await writeImage(input(copied, { layer: { roots, closure: [hello], dedupeAgainst: [hello], keepContentsDirlinks: false } }));
+    const c = new Map(headers(layerOf(readFileSync(copied))).map((h) => [h.name, h]));
+    assert.is(c.get('share/')?.type, '5', 'the store symlink became a directory');
+    assert.is(c.get('share/doc/README')?.type, '1', 'and its file is a link to the store copy (same bytes once)');
+    assert.is(c.get('bin/hello')?.type, '2', 'a symlink to a file stays a symlink');
+    assert.is(c.get('lib/')?.type, '5');
+    assert.is(c.get('lib/a')?.data.toString(), 'a');
+    assert.is(c.get('lib/b')?.data.toString(), 'b');
+
+    const kept = join(t.path, 'kept.tar');
+    await writeImage(input(kept, { layer: { roots, closure: [hello], keepContentsDirlinks: true } }));
+    const k = new Map(headers(layerOf(readFileSync(kept))).map((h) => [h.name, h]));
+    assert.is(k.get('share')?.type, '2');
+    assert.is(k.get('share')?.linkname, `${hello.storePath}/share`);
+    assert.is(k.get('lib')?.type, '2');
+    assert.is(k.get('usr/lib/a')?.data.toString(), 'a');
+    assert.is(k.get('usr/lib/b')?.data.toString(), 'b', 'the later directory went through the symlink');
+    assert.not.ok(k.has('lib/b'));
+  } finally {
+    t.remove();
+  }
+});
 
 test('only-new rule, runAsRoot-like upper dir (devices, FIFO, whiteout, owners kept); podman loads and mounts it, skopeo inspects it', async () => {
   const t = tempDir();
@@ -288,11 +386,69 @@ test('only-new rule, runAsRoot-like upper dir (devices, FIFO, whiteout, owners k
   }
 });
 
+test('a skopeo-layout base (layers as <hex>.tar, <id>/layer.tar symlinks): only-new honours a later layer\'s whiteout of a store path; podman mounts the result', async () => {
+  const t = tempDir();
+  try {
+    const store = join(t.path, 'store');
+    const A = storePath(store, 'liba', { 'lib/a': 'A' });
+    const C = storePath(store, 'libc', { 'lib/c': 'C' });
+    const l1 = join(t.path, 'l1');
+    mkdirSync(join(l1, 'etc'), { recursive: true });
+    writeFileSync(join(l1, 'etc/os'), 'base os');
+    await runOk('cp', ['-a', A.realPath, C.realPath, join(l1, 'etc')]);
+    mkdirSync(join(l1, 'nix/store'), { recursive: true });
+    await runOk('mv', [join(l1, 'etc', A.storePath.slice(11)), join(l1, 'etc', C.storePath.slice(11)), join(l1, 'nix/store')]);
+    const l2 = join(t.path, 'l2');
+    mkdirSync(join(l2, 'nix/store'), { recursive: true });
+    writeFileSync(join(l2, 'nix/store', `.wh.${A.storePath.slice(11)}`), '');
+    const layers: ArchiveLayer[] = [];
+    for (const [i, dir] of [l1, l2].entries()) {
+      const tar = join(t.path, `layer${i}.tar`);
+      await runOk('tar', ['-C', dir, '--sort=name', '-cf', tar, '.']);
+      layers.push(await layerFromFile(tar, `sha256:${createHash('sha256').update(readFileSync(tar)).digest('hex')}`));
+    }
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['PATH=/usr/bin'], Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } }));
+    const baseOut = join(t.path, 'base.tar');
+    await writeDockerArchive(baseOut, { config, layers, repoTags: [{ name: 'docker.io/library/base', tag: 'x' }] });
+    const info = await baseImageInfo(baseOut);
+    assert.equal([...info.storePaths], [C.storePath], 'A was whited out by the second layer');
+    assert.equal(info.repoTags, ['docker.io/library/base:x']);
+
+    const out = join(t.path, 'image.tar');
+    const result = await writeImage(input(out, { base: { archive: baseOut }, layer: { closure: [A, C] } }));
+    assert.equal(result.added, [A.storePath]);
+    assert.equal(result.skipped, [C.storePath]);
+    const archive = headers(readFileSync(out));
+    const names = archive.map((h) => h.name);
+    for (const l of layers) assert.ok(names.includes(`${l.diffId.slice(7)}.tar`), 'base layer kept under its name');
+    const baseLayer = archive.find((h) => h.name === `${layers[0]!.diffId.slice(7)}.tar`)!;
+    assert.ok(baseLayer.data.equals(readFileSync(join(t.path, 'layer0.tar'))), 'base layer bytes copied as they are');
+    assert.ok(archive.some((h) => h.type === '2' && h.name.endsWith('/layer.tar')), 'the base\'s <id>/layer.tar symlinks kept');
+    for (const h of archive) {
+      assert.is(h.mtime, SDE, h.name);
+      if (h.type !== '2') assert.is(h.mode & 0o222, 0, `${h.name} has no write bits`);
+    }
+    if (!havePeer('podman')) return;
+    const podman = podmanArgs(t.path);
+    await runOk('podman', [...podman, 'load', '-q', '-i', out]);
+    const mnt = (await runOk('podman', [...podman, 'image', 'mount', 'test/img:v1'])).toString().trim();
+    try {
+      assert.is(readFileSync(join(mnt, 'etc/os'), 'utf8'), 'base os');
+      assert.is(readFileSync(join(mnt, A.storePath, 'lib/a'), 'utf8'), 'A');
+      assert.is(readFileSync(join(mnt, C.storePath, 'lib/c'), 'utf8'), 'C');
+    } finally {
+      await runOk('podman', [...podman, 'image', 'unmount', 'test/img:v1']);
+    }
+  } finally {
+    t.remove();
+  }
+});
+
 test('gz and zstd outputs are byte-stable and decompress to the compressor-none archive', async () => {
   const t = tempDir();
   try {
     const store = join(t.path, 'store');
-    const p = storePath(store, 'pkg', { 'bin/x': 'x'.repeat(100_000), 'etc/y': 'y' });
+    const p = storePath(store, 'pkg', { 'bin/x': 'x'.repeat(100_000), 'etc/y': 'y', 'share/random': createHash('sha512').update('r').digest('base64').repeat(100_000) });
     const make = async (compressor: ImageInput['compressor'], out: string) => {
       await writeImage(input(join(t.path, out), { compressor, layer: { roots: [{ dir: p.realPath, label: 'r', storePath: p.storePath }], closure: [p], dedupeAgainst: [p] } }));
       return readFileSync(join(t.path, out));
@@ -304,6 +460,7 @@ test('gz and zstd outputs are byte-stable and decompress to the compressor-none 
     assert.is(gz1[3], 0, 'gzip: no FNAME flag');
     assert.is(gz1.readUInt32LE(4), 0, 'gzip: mtime 0');
     assert.ok(gunzipSync(gz1).equals(none));
+    if (havePeer('gzip')) assert.ok((await runOk('gzip', ['-dc', join(t.path, 'a.tar.gz')])).equals(none), 'GNU gzip reads it as one stream');
     const zs1 = await make('zstd', 'a.tar.zst');
     const zs2 = await make('zstd', 'b.tar.zst');
     assert.ok(zs1.equals(zs2), 'zstd: identical bytes');

@@ -1,11 +1,10 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import type { Transform } from 'node:stream';
+import { createReadStream } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { PassThrough } from 'node:stream';
 import { TarWriter, archiveRepositories, goMarshal, legacyLayers } from '../image/index.js';
 import type { BaseArchive } from './base-image.js';
 import { compressStream, type Compressor } from './compress.js';
+import { FileSink } from './file-sink.js';
 
 /**
  * The docker-archive nixpkgs' buildImage writes, as a deterministic tar:
@@ -77,6 +76,22 @@ function baseMembers(base: BaseArchive): Member[] {
   return out;
 }
 
+/** A byte range of a file read into the sink's own slab (no per-chunk buffers to collect). */
+async function* rangeChunks(src: { path: string; offset: number; size: number }, sink: FileSink): AsyncGenerator<Buffer> {
+  const fh = await open(src.path, 'r');
+  try {
+    for (let done = 0; done < src.size;) {
+      const buf = await sink.region(Math.min(FileSink.MAX_REGION, src.size - done));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, src.offset + done);
+      if (bytesRead === 0) throw new Error(`${src.path} is shorter than expected (it changed while the image was written)`);
+      done += bytesRead;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
 export interface ArchiveInput {
   base: BaseArchive | null;
   layer: NewLayerFile;
@@ -107,12 +122,12 @@ export async function writeBuildArchive(dest: string, input: ArchiveInput, opts:
     if (compareTarPaths(members[i - 1]!.name, members[i]!.name) === 0) throw new Error(`the image archive would hold ${members[i]!.name} twice (the base archive already has it)`);
   }
 
-  const file = createWriteStream(dest, { mode: 0o644 });
-  const compress = compressStream(input.compressor);
-  const head: Transform = compress ?? new PassThrough({ highWaterMark: 1 << 20 });
-  const done = pipeline(head, file);
+  const fh = await open(dest, 'wx', 0o644);
+  const file = new FileSink(fh);
+  const compress = await compressStream(input.compressor);
+  const done = compress ? pipeline(compress, file) : Promise.resolve();
   done.catch(() => undefined); // awaited below; a failure also surfaces on the next write
-  const tar = new TarWriter(head);
+  const tar = new TarWriter(compress ?? file);
   try {
     for (const m of members) {
       opts.signal?.throwIfAborted();
@@ -123,17 +138,25 @@ export async function writeBuildArchive(dest: string, input: ArchiveInput, opts:
         const src = m.source!;
         const content = src.kind === 'bytes'
           ? src.bytes
-          : src.size === 0 ? Buffer.alloc(0) : createReadStream(src.path, { start: src.offset, end: src.offset + src.size - 1, highWaterMark: 1 << 20 });
+          : src.size === 0 ? Buffer.alloc(0)
+            : compress ? createReadStream(src.path, { start: src.offset, end: src.offset + src.size - 1, highWaterMark: 1 << 20 })
+              : rangeChunks(src, file);
         await tar.addFile({ ...header, size: m.size! }, content);
       }
       opts.progress?.(tar.position);
     }
     await tar.finish();
-    head.end();
-    await done;
+    if (compress) {
+      compress.end();
+      await done;
+    } else {
+      await file.close();
+    }
+    await fh.close();
   } catch (e) {
-    head.destroy();
+    compress?.destroy();
     file.destroy();
+    await fh.close().catch(() => undefined);
     await rm(dest, { force: true });
     throw e;
   }

@@ -1,7 +1,8 @@
+import type { Stats } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { ClosurePath } from './image-types.js';
-import { dirEntries, leafNode, newDir, type DirNode, type TreeNode } from './layer-tree.js';
+import { dirEntries, leafNode, lstatMany, newDir, type DirNode, type TreeNode } from './layer-tree.js';
 import { RootConflictError } from './merge.js';
 
 /**
@@ -42,7 +43,8 @@ export async function placeClosure(tree: DirNode, closure: readonly ClosurePath[
     const existing = storeNode.children.get(name);
     if (existing) throw new RootConflictError(`${existing.label} already has ${storePath} in the image root; the closure places it there too (remove it from the root)`);
     const label = `store path ${storePath}`;
-    const { node, bytes } = await readStoreTree(unique.get(storePath)!, label);
+    const real = unique.get(storePath)!;
+    const { node, bytes } = await readStoreTree(real, await lstat(real), label);
     storeNode.children.set(name, node);
     closureSize += bytes;
   }
@@ -71,13 +73,15 @@ function storeDirNode(tree: DirNode, storeDir: string, base: BaseStoreView): Dir
 }
 
 /** A store path's tree as it is on disk (symlinks kept, not followed). */
-async function readStoreTree(real: string, label: string): Promise<{ node: TreeNode; bytes: number }> {
-  const st = await lstat(real, { bigint: true });
+async function readStoreTree(real: string, st: Stats, label: string): Promise<{ node: TreeNode; bytes: number }> {
   if (st.isDirectory()) {
-    const dir = newDir(Number(st.mode & 0o7777n), ROOT_OWNER, label, true);
+    const dir = newDir(st.mode & 0o7777, ROOT_OWNER, label, true);
     let bytes = 0;
-    for (const name of await dirEntries(real)) {
-      const child = await readStoreTree(join(real, name), label);
+    const names = await dirEntries(real);
+    const paths = names.map((n) => join(real, n));
+    const stats = await lstatMany(paths);
+    for (const [i, name] of names.entries()) {
+      const child = await readStoreTree(paths[i]!, stats[i]!, label);
       dir.children.set(name, child.node);
       bytes += child.bytes;
     }

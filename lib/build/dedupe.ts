@@ -30,7 +30,8 @@ export async function findDuplicates(
       const twin = lookup(storeNode, rel);
       if (!twin || twin.kind !== 'file' || paired.has(twin)) continue;
       if (twin.size !== file.size || twin.mode !== file.mode || twin.uid !== file.uid || twin.gid !== file.gid) continue;
-      if (twin.identity !== file.identity && !(await sameBytes(twin.real, file.real, file.size))) continue;
+      // The usual case: the root's copy was read from the store path itself.
+      if (twin.real !== file.real && !(await sameBytes(twin.real, file.real, file.size))) continue;
       pairs.push({ root: file, store: twin });
       paired.add(file);
       paired.add(twin);

@@ -1,9 +1,7 @@
-import { createWriteStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
-import { once } from 'node:events';
-import { HashingStream } from '../hash/index.js';
 import { TarWriter } from '../image/index.js';
 import type { DuplicatePair } from './dedupe.js';
+import { FileSink } from './file-sink.js';
 import type { DirNode, FileNode, TreeNode } from './layer-tree.js';
 
 /**
@@ -12,7 +10,7 @@ import type { DirNode, FileNode, TreeNode } from './layer-tree.js';
  * the tree says, empty uname/gname, modes kept. The layer root itself gets no entry (nixpkgs
  * writes `./` with the last copyToRoot's mode and the uid/gid, which would re-own the base's /).
  * The header format is the project's own writer's (Go archive/tar's): USTAR, with a PAX record
- * only for a name, link target, size or owner that does not fit; names without a `./` prefix,
+ * only for a name, link target, size or owner that does not fit (or is not ASCII); names without a `./` prefix,
  * directories ending in '/'. Files are read as they are written, so memory does not grow with
  * the layer; the diff_id is hashed on the way to the file.
  */
@@ -57,40 +55,24 @@ export function layerEntries(tree: DirNode, pairs: readonly DuplicatePair[]): La
   return out;
 }
 
-const SMALL_FILE = 1 << 20;
-const READ_CHUNK = 1 << 20;
-
-async function* fileChunks(path: string, size: number): AsyncGenerator<Buffer> {
+/**
+ * A file's bytes read into the sink's slab piece by piece; one byte more than expected (or
+ * fewer) makes the tar writer report that the file changed while being read.
+ */
+async function* fileChunks(path: string, size: number, sink: FileSink): AsyncGenerator<Buffer> {
   const fh = await open(path, 'r');
   try {
     let off = 0;
-    while (off < size) {
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - off));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, off);
-      if (bytesRead === 0) break; // shrank while being read: the writer reports the short count
-      off += bytesRead;
-      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
-    }
-    // Grew meanwhile: one more byte makes the writer report the size change.
-    const probe = Buffer.alloc(1);
-    if ((await fh.read(probe, 0, 1, off)).bytesRead === 1) yield probe;
-  } finally {
-    await fh.close();
-  }
-}
-
-async function readSmall(path: string, size: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(size + 1);
-    let got = 0;
     for (;;) {
-      const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-      if (got === buf.length) break;
+      const last = size - off <= FileSink.MAX_REGION - 1;
+      const want = last ? size - off + 1 : FileSink.MAX_REGION;
+      const buf = await sink.region(want);
+      const { bytesRead } = await fh.read(buf, 0, want, off);
+      if (bytesRead === 0) return;
+      off += bytesRead;
+      yield buf.subarray(0, bytesRead);
+      if ((last && bytesRead < want) || off > size) return;
     }
-    return buf.subarray(0, got);
   } finally {
     await fh.close();
   }
@@ -106,14 +88,11 @@ export async function writeLayerTar(
   entries: readonly LayerEntry[], dest: string, mtime: number,
   opts: { signal?: AbortSignal; progress?: (bytes: number) => void } = {},
 ): Promise<WrittenLayer> {
-  const hashing = new HashingStream('sha256');
-  const file = createWriteStream(dest, { mode: 0o644 });
-  hashing.pipe(file);
+  const fh = await open(dest, 'w', 0o644);
+  const sink = new FileSink(fh, { hash: true });
   let failure: unknown;
-  const onError = (e: unknown) => { failure ??= e; };
-  hashing.on('error', onError);
-  file.on('error', onError);
-  const tar = new TarWriter(hashing);
+  sink.on('error', (e: unknown) => { failure ??= e; });
+  const tar = new TarWriter(sink);
   let reported = 0;
   try {
     for (const e of entries) {
@@ -126,7 +105,7 @@ export async function writeLayerTar(
       } else if (n.kind === 'dir') {
         await tar.addDirectory(common);
       } else if (n.kind === 'file') {
-        const content = n.size < SMALL_FILE ? await readSmall(n.real, n.size) : fileChunks(n.real, n.size);
+        const content = fileChunks(n.real, n.size, sink);
         await tar.addFile({ ...common, size: n.size }, content).catch((err: Error) => {
           throw /declared size/.test(err.message) ? new Error(`${n.label}: ${n.real} changed while the layer was written (${err.message})`) : err;
         });
@@ -143,15 +122,15 @@ export async function writeLayerTar(
       }
     }
     await tar.finish();
-    hashing.end();
-    await once(file, 'close');
+    await sink.close();
     if (failure) throw failure;
+    await fh.close();
   } catch (e) {
-    hashing.destroy();
-    file.destroy();
+    sink.destroy();
+    await fh.close().catch(() => undefined);
     await rm(dest, { force: true });
     throw e;
   }
   opts.progress?.(tar.position);
-  return { diffId: `sha256:${hashing.digest().base16}`, size: tar.position };
+  return { diffId: `sha256:${sink.hash!.digest('hex')}`, size: tar.position };
 }

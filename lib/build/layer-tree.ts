@@ -1,5 +1,5 @@
-import type { BigIntStats } from 'node:fs';
-import { readdir, readlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
 
 /**
  * The new layer as a tree in memory: names, kinds, modes, owners and where each file's bytes
@@ -29,8 +29,6 @@ export interface FileNode extends NodeBase {
   kind: 'file';
   real: string;
   size: number;
-  /** `dev:ino` of the source file: two nodes with the same identity have the same bytes. */
-  identity: string;
 }
 
 export interface SymlinkNode extends NodeBase {
@@ -58,24 +56,26 @@ export function newDir(mode: number, owner: Owner, label: string, fromClosure: b
 }
 
 /** Linux's major()/minor() of a dev_t. */
-function devMajor(rdev: bigint): number {
-  return Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+function devMajor(rdev: number): number {
+  const r = BigInt(rdev);
+  return Number(((r >> 8n) & 0xfffn) | ((r >> 32n) & ~0xfffn));
 }
-function devMinor(rdev: bigint): number {
-  return Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+function devMinor(rdev: number): number {
+  const r = BigInt(rdev);
+  return Number((r & 0xffn) | ((r >> 12n) & ~0xffn));
 }
 
-export function ownerOf(st: BigIntStats, owner: Owner | 'keep'): Owner {
-  return owner === 'keep' ? { uid: Number(st.uid), gid: Number(st.gid) } : owner;
+export function ownerOf(st: Stats, owner: Owner | 'keep'): Owner {
+  return owner === 'keep' ? { uid: st.uid, gid: st.gid } : owner;
 }
 
 /**
  * The leaf node for a non-directory, or null for what a tar cannot hold (a socket: GNU tar
  * skips those too).
  */
-export async function leafNode(real: string, st: BigIntStats, owner: Owner, label: string, fromClosure: boolean): Promise<LeafNode | null> {
-  const base = { mode: Number(st.mode & 0o7777n), uid: owner.uid, gid: owner.gid, label, fromClosure };
-  if (st.isFile()) return { ...base, kind: 'file', real, size: Number(st.size), identity: `${st.dev}:${st.ino}` };
+export async function leafNode(real: string, st: Stats, owner: Owner, label: string, fromClosure: boolean): Promise<LeafNode | null> {
+  const base = { mode: st.mode & 0o7777, uid: owner.uid, gid: owner.gid, label, fromClosure };
+  if (st.isFile()) return { ...base, kind: 'file', real, size: st.size };
   if (st.isSymbolicLink()) return { ...base, kind: 'symlink', target: checkedName(await readlink(real, { encoding: 'buffer' }), real) };
   if (st.isCharacterDevice() || st.isBlockDevice()) {
     return { ...base, kind: st.isCharacterDevice() ? 'char' : 'block', major: devMajor(st.rdev), minor: devMinor(st.rdev) };
@@ -120,4 +120,15 @@ export function lookup(root: DirNode, rel: string): TreeNode | undefined {
     node = next;
   }
   return node;
+}
+
+/** lstat of many paths, several in flight at once (one at a time costs a thread-pool round trip each). */
+export async function lstatMany(paths: readonly string[]): Promise<Stats[]> {
+  const out: Stats[] = new Array<Stats>(paths.length);
+  const WIDTH = 32;
+  for (let i = 0; i < paths.length; i += WIDTH) {
+    const batch = await Promise.all(paths.slice(i, i + WIDTH).map((p) => lstat(p)));
+    batch.forEach((st, j) => { out[i + j] = st; });
+  }
+  return out;
 }

@@ -1,9 +1,9 @@
-import type { BigIntStats } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, readlink, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, posix, resolve } from 'node:path';
 import type { ClosurePath, RootSource } from './image-types.js';
 import {
-  dirEntries, kindName, leafNode, newDir, ownerOf, type DirNode, type Owner, type TreeNode,
+  dirEntries, kindName, leafNode, lstatMany, newDir, ownerOf, type DirNode, type Owner, type TreeNode,
 } from './layer-tree.js';
 
 /**
@@ -50,7 +50,8 @@ export async function mergeRoots(
   const tree = newDir(0o755, { uid: 0, gid: 0 }, 'layer root', false);
   const ctx: MergeContext = { owner: opts.owner, keepDirlinks: opts.keepContentsDirlinks, storeDir: opts.storeDir, realOf, walking: new Set(), tree };
   for (const root of roots) {
-    const st = await lstat(root.dir, { bigint: true }).catch((e: NodeJS.ErrnoException) => {
+    // Like rsync's `SRC/`: a root given as a symlink to a directory means that directory.
+    const st = await stat(root.dir).catch((e: NodeJS.ErrnoException) => {
       throw new Error(`${root.label}: cannot read ${root.dir}: ${e.code ?? e.message}`);
     });
     if (!st.isDirectory()) throw new RootConflictError(`${root.label}: ${root.dir} is not a directory (only directories can be merged into the image root)`);
@@ -59,21 +60,24 @@ export async function mergeRoots(
   return tree;
 }
 
-async function mergeDir(ctx: MergeContext, realDir: string, st: BigIntStats, into: DirNode, rel: string, label: string): Promise<void> {
+async function mergeDir(ctx: MergeContext, realDir: string, st: Stats, into: DirNode, rel: string, label: string): Promise<void> {
   const id = `${st.dev}:${st.ino}`;
   if (ctx.walking.has(id)) throw new RootConflictError(`${label}: /${rel} leads back into itself through a directory symlink (a loop)`);
   ctx.walking.add(id);
   try {
-    for (const name of await dirEntries(realDir)) {
-      await mergeEntry(ctx, join(realDir, name), into, rel === '' ? name : `${rel}/${name}`, name, label);
+    const names = await dirEntries(realDir);
+    const paths = names.map((n) => join(realDir, n));
+    const stats = await lstatMany(paths);
+    for (const [i, name] of names.entries()) {
+      await mergeEntry(ctx, paths[i]!, stats[i]!, into, rel === '' ? name : `${rel}/${name}`, name, label);
     }
   } finally {
     ctx.walking.delete(id);
   }
 }
 
-async function mergeEntry(ctx: MergeContext, real: string, parent: DirNode, rel: string, name: string, label: string): Promise<void> {
-  let st = await lstat(real, { bigint: true });
+async function mergeEntry(ctx: MergeContext, real: string, lst: Stats, parent: DirNode, rel: string, name: string, label: string): Promise<void> {
+  let st = lst;
   let realDir = real;
   if (st.isSymbolicLink() && !ctx.keepDirlinks) {
     const referent = await directoryReferent(ctx, real);
@@ -86,7 +90,7 @@ async function mergeEntry(ctx: MergeContext, real: string, parent: DirNode, rel:
   if (st.isDirectory()) {
     let target: DirNode;
     if (!existing) {
-      target = newDir(Number(st.mode & 0o7777n), ownerOf(st, ctx.owner), label, false);
+      target = newDir(st.mode & 0o7777, ownerOf(st, ctx.owner), label, false);
       parent.children.set(name, target);
     } else if (existing.kind === 'dir') {
       target = existing;
@@ -103,7 +107,7 @@ async function mergeEntry(ctx: MergeContext, real: string, parent: DirNode, rel:
       throw conflict(rel, existing, label, 'a directory');
     }
     const owner = ownerOf(st, ctx.owner);
-    target.mode = Number(st.mode & 0o7777n);
+    target.mode = st.mode & 0o7777;
     target.uid = owner.uid;
     target.gid = owner.gid;
     target.label = label;
@@ -135,10 +139,10 @@ function realOfLogical(ctx: MergeContext, target: string): string | null {
 }
 
 /** The directory a symlink finally leads to (rsync -k's stat of it), or null if it is no directory we may read. */
-async function directoryReferent(ctx: MergeContext, link: string): Promise<{ path: string; st: BigIntStats } | null> {
+async function directoryReferent(ctx: MergeContext, link: string): Promise<{ path: string; st: Stats } | null> {
   let p = link;
   for (let hop = 0; hop < MAX_HOPS; hop++) {
-    const st = await lstat(p, { bigint: true }).catch(() => null);
+    const st = await lstat(p).catch(() => null);
     if (!st) return null;
     if (!st.isSymbolicLink()) return st.isDirectory() ? { path: p, st } : null;
     const target = await readlink(p);

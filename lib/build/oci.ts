@@ -57,7 +57,7 @@ export async function writeBuildOci(dir: string, input: OciInput, signal?: Abort
         continue;
       }
       let blob: OciBlob;
-      const compress = compressStream(input.compressor);
+      const compress = await compressStream(input.compressor);
       if (!compress) {
         blob = { digest: s.diffId, size: s.size, data: () => rangeStream(s) };
       } else {
