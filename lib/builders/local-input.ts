@@ -2,10 +2,10 @@
 // is the hash of their NAR, so an unchanged spec would re-hash every file on each run; a tree
 // fingerprint (names, types, modes, sizes, inodes, mtimes, ctimes) remembers the path instead.
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashPath } from '../nar/index.js';
-import { makeFixedOutputPath, writeFileAtomic, type LocalStore } from '../store/index.js';
+import { contentAddress, makeFixedOutputPath, writeFileAtomic, type LocalStore } from '../store/index.js';
 
 /** A digest of every entry's metadata under `src`: any change to the tree changes it. */
 export function treeFingerprint(src: string): string {
@@ -46,11 +46,33 @@ export async function localInputPath(store: LocalStore, src: string, name: strin
   return { storePath, fingerprint, valid: store.isValid(storePath) };
 }
 
-/** Adds SRC (if its path is not valid yet) and remembers its fingerprint. */
+/**
+ * Adds SRC as `store add` does (a recursive fixed output) if its path is not valid yet, and
+ * remembers its fingerprint. The tree is copied by the kernel (copy_file_range, reflinks where
+ * the file system has them) and the copy is hashed, which costs a fraction of the CPU of a copy
+ * through the NAR stream (150 MB in 5,000 files: ~1 s against ~4.5 s here); the copy's hash is
+ * what decides the path, so a tree changed since planning is caught.
+ */
 export async function addLocalInput(store: LocalStore, src: string, name: string, planned: LocalInput): Promise<string> {
-  let storePath = planned.storePath;
-  if (!store.isValid(storePath)) storePath = (await store.addPath(src, { name, method: 'recursive' })).path;
-  if (storePath !== planned.storePath) throw new Error(`${src} changed while the build was being planned (its store path is now ${storePath}); run the build again`);
+  const storePath = planned.storePath;
+  if (!store.isValid(storePath)) {
+    const tmp = store.makeTempDir('add');
+    try {
+      const copy = join(tmp, 'out');
+      cpSync(src, copy, { recursive: true, verbatimSymlinks: true, errorOnExist: true });
+      const { hash, size } = await hashPath(copy);
+      const got = makeFixedOutputPath('recursive', hash, name, { storeDir: store.storeDir });
+      if (got !== storePath) throw new Error(`${src} changed while the build was being planned (its store path is now ${got}); run the build again`);
+      const lock = await store.lockPath(storePath);
+      try {
+        await store.register(storePath, copy, { narHash: hash, narSize: size, ca: contentAddress('recursive', hash) });
+      } finally {
+        lock.release();
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
   const file = cacheFile(store, src);
   mkdirSync(join(file, '..'), { recursive: true });
   writeFileAtomic(file, JSON.stringify({ fingerprint: planned.fingerprint, storePath }) + '\n');
