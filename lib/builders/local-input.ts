@@ -44,7 +44,16 @@ export async function localInputPath(store: LocalStore, src: string, name: strin
   if (cachedOnly) return undefined;
   const { hash } = await hashPath(src);
   const storePath = makeFixedOutputPath('recursive', hash, name, { storeDir: store.storeDir });
-  return { storePath, fingerprint, valid: store.isValid(storePath) };
+  const valid = store.isValid(storePath);
+  // Already in the store (added before, or by `store add`): remember it, so the next run need not hash.
+  if (valid) remember(store, src, fingerprint, storePath);
+  return { storePath, fingerprint, valid };
+}
+
+function remember(store: LocalStore, src: string, fingerprint: string, storePath: string): void {
+  const file = cacheFile(store, src);
+  mkdirSync(join(file, '..'), { recursive: true });
+  writeFileAtomic(file, JSON.stringify({ fingerprint, storePath }) + '\n');
 }
 
 /**
@@ -74,8 +83,6 @@ export async function addLocalInput(store: LocalStore, src: string, name: string
       rmSync(tmp, { recursive: true, force: true });
     }
   }
-  const file = cacheFile(store, src);
-  mkdirSync(join(file, '..'), { recursive: true });
-  writeFileAtomic(file, JSON.stringify({ fingerprint: planned.fingerprint, storePath }) + '\n');
+  remember(store, src, planned.fingerprint, storePath);
   return storePath;
 }
