@@ -8,6 +8,7 @@ import { benchPull } from './pull.js';
 import { benchMirror } from './mirror.js';
 import { benchSync } from './sync.js';
 import { benchAudit } from './audit.js';
+import { benchBuild } from './build.js';
 
 const suites: Record<string, (work: string) => Promise<Comparison[]>> = {
   nar: benchNar,
@@ -16,6 +17,7 @@ const suites: Record<string, (work: string) => Promise<Comparison[]>> = {
   mirror: benchMirror,
   sync: benchSync,
   audit: benchAudit,
+  build: benchBuild,
 };
 
 const wanted = process.argv.slice(2);

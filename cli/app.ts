@@ -23,6 +23,8 @@ const COMMANDS: Record<string, (args: readonly string[]) => Promise<Register>> =
   lock: async () => { const { lockCommand } = await import('./commands/lock.js'); return (y) => y.command(lockCommand); },
   audit: async () => { const { auditCommand } = await import('./commands/audit.js'); return (y) => y.command(auditCommand); },
   diff: async () => { const { diffCommand } = await import('./commands/diff.js'); return (y) => y.command(diffCommand); },
+  build: async () => { const { buildCommand } = await import('./commands/build.js'); return (y) => y.command(buildCommand); },
+  inspect: async () => { const { inspectCommand } = await import('./commands/inspect.js'); return (y) => y.command(inspectCommand); },
   mirror: async (args) => {
     if (commandWords(args).words[1] === 'sync') {
       // The registry sync uses none of the cache modules the rest of the group loads.

@@ -9,6 +9,7 @@ const FORMAT_FLAGS: Record<string, HashFormat> = { '--base16': 'base16', '--base
 const ALGOS = new Set(['md5', 'sha1', 'sha256', 'sha512']);
 
 export async function tryFastPath(argv: readonly string[]): Promise<boolean> {
+  if (argv.includes('build') && (await (await import('./build-fast.js')).tryBuildFast(argv))) return true;
   if (argv.length < 3 || argv.some((a) => a === '--help' || a === '-h' || a === '--json' || a.startsWith('--store'))) return false;
   const [group, command, ...rest] = argv;
   if (group === 'nar' && command === 'dump' && rest.length === 1 && !rest[0]!.startsWith('-')) {

@@ -3,8 +3,8 @@ import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hash } from '../lib/hash/index.js';
-import { HashMismatchError, makeRecipe, outputPath, realise, type Builder, type Substituter } from '../lib/recipe/index.js';
-import { LocalStore, makeFixedOutputPath } from '../lib/store/index.js';
+import { HashMismatchError, makeRecipe, outputPath, realise, recipeTextPath, serializeRecipe, type Builder, type Substituter } from '../lib/recipe/index.js';
+import { LocalStore, makeFixedOutputPath, makeStorePath } from '../lib/store/index.js';
 import { rejects } from './helpers/assert.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -132,6 +132,50 @@ test('substituters are asked first; a lying one is ignored and the builder runs'
     } finally {
       t2.remove();
     }
+  } finally {
+    t.remove();
+  }
+});
+
+test('input-addressed: inputs are in the text and decide the path; input recipes realised first; references scanned against the inputs\' closure only', async () => {
+  const { t, store } = fixture();
+  try {
+    const dep = await store.addText('dep.txt', 'dependency\n');
+    const other = await store.addText('other.txt', 'not an input\n');
+    const lib = await store.addText('lib.txt', `uses ${dep}\n`, [dep]);
+    const fetched = makeRecipe({ name: 'fetched.txt', builder: 'test:write', args: { content: 'fetched\n' }, outputHash: { algo: 'sha256', mode: 'flat', hash: Hash.of('sha256', 'fetched\n').sri } });
+    const fetchedPath = outputPath(fetched, store.storeDir);
+    let runs = 0;
+    const builders = {
+      'test:write': writeArg,
+      'test:mention': (async (ctx) => {
+        runs++;
+        for (const p of ctx.recipe.inputs ?? []) assert.ok(store.isValid(p), `input ${p} valid before the build`);
+        writeFileSync(ctx.out, `${dep} ${fetchedPath} ${other}\n`);
+      }) as Builder,
+    };
+    const r = makeRecipe({ name: 'out.txt', builder: 'test:mention', inputs: [lib, fetchedPath], inputRecipes: [fetched] });
+    const text = serializeRecipe(r);
+    assert.ok(text.includes(`"inputs":["${[lib, fetchedPath].sort().join('","')}"]`), text);
+    assert.not.ok(text.includes('inputRecipes'), 'input recipes are named by their outputs only');
+    assert.is(outputPath(r), makeStorePath('output:out', Hash.of('sha256', text), 'out.txt'));
+    const other2 = makeRecipe({ name: 'out.txt', builder: 'test:mention', inputs: [dep, fetchedPath] });
+    assert.is.not(outputPath(other2), outputPath(r), 'other inputs, other path');
+
+    const first = await realise(store, r, { builders });
+    assert.is(first.source, 'built');
+    assert.ok(store.isValid(fetchedPath), 'the fixed-output input was realised first');
+    // dep is in lib's closure; `other` is mentioned but not an input; lib is an input but not mentioned.
+    assert.equal(first.info.references, [dep, fetchedPath].sort());
+    assert.is(first.info.deriver, recipeTextPath(r, store.storeDir));
+    assert.equal(store.requireInfo(first.info.deriver!).references, [lib, fetchedPath].sort(), 'the recipe text references its inputs');
+    assert.equal(store.closure([first.path]).sort(), [dep, fetchedPath, first.path].sort());
+    const again = await realise(store, r, { builders });
+    assert.is(again.source, 'store');
+    assert.is(runs, 1);
+    // Fixed-output recipes keep their text (and so their paths): no new fields.
+    assert.not.ok(serializeRecipe(fetched).includes('inputs'));
+    await rejects(() => realise(store, makeRecipe({ name: 'bad.txt', builder: 'test:mention', inputs: [`${store.storeDir}/${'0'.repeat(32)}-gone`] }), { builders }), /input '.*-gone' of 'bad\.txt' is not valid/);
   } finally {
     t.remove();
   }

@@ -23,6 +23,7 @@ interface StoreArgs extends GlobalArgs {
   substituter?: string[];
   trustedKey?: string[];
   checkSigs?: boolean;
+  recursive?: boolean;
 }
 
 /** Bytes as gc and verify print them: exact, with a readable size beside. */
@@ -151,12 +152,27 @@ export const storeCommand: CommandModule<GlobalArgs, GlobalArgs> = {
         command: 'path-info <paths..>',
         describe: 'Show what the store records about paths (real location, NAR hash and size, references, ca, deriver, signatures)',
         builder: (yy) => yy.positional('paths', { type: 'string', array: true, demandOption: true })
+          .option('recursive', { alias: 'r', type: 'boolean', describe: 'the whole closure: the paths and everything they reference, dependencies first' })
           .example('$0 store path-info /nix/store/…-myfile', 'human-readable')
+          .example('$0 store path-info --recursive /nix/store/…-image.tar.gz', 'the image and every path it references')
           .example('$0 --json store path-info /nix/store/…-myfile', 'as JSON, with realPath') as Argv<StoreArgs>,
         handler: (a) => {
           const store = openStore(a);
-          const infos = a.paths!.map((p) => store.requireInfo(store.toStorePath(p)));
+          const named = a.paths!.map((p) => store.toStorePath(p));
+          const infos = (a.recursive ? store.closure(named) : named).map((p) => store.requireInfo(p));
           emit(a, infos.map((i) => infoJson(store, i)), () => infos.flatMap((i) => infoLines(store, i)));
+        },
+      }))
+      .command(sub({
+        command: 'closure <paths..>',
+        describe: 'Print the closure of paths under references (as nix-store --query --requisites), dependencies first',
+        builder: (yy) => yy.positional('paths', { type: 'string', array: true, demandOption: true })
+          .example('$0 store closure /nix/store/…-docker-image-app.tar', 'one path per line')
+          .example('$0 --json store closure /nix/store/…-app', 'a JSON array of paths') as Argv<StoreArgs>,
+        handler: (a) => {
+          const store = openStore(a);
+          const paths = store.closure(a.paths!.map((p) => store.toStorePath(p)));
+          emit(a, paths, () => paths);
         },
       }))
       .command(sub({
@@ -270,6 +286,6 @@ export const storeCommand: CommandModule<GlobalArgs, GlobalArgs> = {
           await writeChunks(dumpPath(store.realPath(p)), process.stdout);
         },
       }))
-      .demandCommand(1, 'choose one of: add, path-info, ls, verify, gc, delete, add-root, roots, remove-root, dump'),
+      .demandCommand(1, 'choose one of: add, path-info, closure, ls, verify, gc, delete, add-root, roots, remove-root, dump'),
   handler: () => undefined,
 };

@@ -1,4 +1,6 @@
-import { parseReference, type ImageReference } from '../registry/index.js';
+// The pure reference parser alone, not the registry's face (client, auth, …): planning a build on a
+// pinned base needs the pull's store name, and an unchanged build must start fast.
+import { parseReference, type ImageReference } from '../registry/reference.js';
 
 /** The names nixpkgs' pullImage derives from its arguments. */
 export interface ImageNames {

@@ -1,5 +1,7 @@
 export { BLOCK, TarWriter, encodeTarHeader, paxRecord, splitUstarPath, tarPadding, writeWithBackpressure } from './tar.js';
 export type { TarContent, TarEntryType, TarHeader } from './tar.js';
+export { tarMembers } from './tar-index.js';
+export type { TarMember } from './tar-index.js';
 export {
   GoRawJson, goCompactJson, goJsonString, goMarshal, parseJsonTree, stableJson, topLevelRawJson,
 } from './canonical-json.js';

@@ -10,7 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 
 export const BLOCK = 512;
 
-export type TarEntryType = 'file' | 'symlink' | 'hardlink' | 'directory';
+export type TarEntryType = 'file' | 'symlink' | 'hardlink' | 'directory' | 'char' | 'block' | 'fifo';
 
 export interface TarHeader {
   /** Written as given (Go's writer does not touch it); directories conventionally end in '/'. */
@@ -28,10 +28,15 @@ export interface TarHeader {
   size?: number;
   /** Target of a symlink or hardlink. */
   linkname?: string;
+  /** Device numbers of a char or block device (0 otherwise). */
+  devmajor?: number;
+  devminor?: number;
 }
 
-const TYPEFLAG: Record<TarEntryType, string> = { file: '0', hardlink: '1', symlink: '2', directory: '5' };
-const DEFAULT_MODE: Record<TarEntryType, number> = { file: 0o644, hardlink: 0o777, symlink: 0o777, directory: 0o755 };
+const TYPEFLAG: Record<TarEntryType, string> = { file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', directory: '5', fifo: '6' };
+const DEFAULT_MODE: Record<TarEntryType, number> = {
+  file: 0o644, hardlink: 0o777, symlink: 0o777, directory: 0o755, char: 0o644, block: 0o644, fifo: 0o644,
+};
 
 // Field offsets and sizes of the USTAR header block.
 const F = {
@@ -132,7 +137,7 @@ export function paxRecord(key: string, value: string): Buffer {
 
 interface Resolved {
   name: string; typeflag: string; mode: number; uid: number; gid: number; uname: string; gname: string;
-  mtime: number; size: number; linkname: string;
+  mtime: number; size: number; linkname: string; devmajor: number; devminor: number;
 }
 
 function resolve(h: TarHeader): Resolved {
@@ -148,6 +153,8 @@ function resolve(h: TarHeader): Resolved {
     mtime: h.mtime ?? 0,
     size: h.type === 'file' ? (h.size ?? 0) : 0,
     linkname: h.linkname ?? '',
+    devmajor: h.devmajor ?? 0,
+    devminor: h.devminor ?? 0,
   };
   for (const [k, v] of [['mode', r.mode], ['uid', r.uid], ['gid', r.gid], ['mtime', r.mtime], ['size', r.size]] as const) {
     if (!Number.isSafeInteger(v)) throw new Error(`tar header ${k} must be an integer, got ${v}`);
@@ -155,6 +162,9 @@ function resolve(h: TarHeader): Resolved {
   if (r.size < 0 || r.uid < 0 || r.gid < 0) throw new Error(`tar header for ${name}: negative size, uid or gid`);
   // PAX has no record for mode; Go would fall back to GNU base-256, which nothing here needs.
   if (!fitsInOctal(8, r.mode)) throw new Error(`tar header mode ${r.mode.toString(8)} does not fit`);
+  for (const [k, v] of [['devmajor', r.devmajor], ['devminor', r.devminor]] as const) {
+    if (!Number.isSafeInteger(v) || !fitsInOctal(8, v)) throw new Error(`tar header for ${name}: ${k} ${v} does not fit`);
+  }
   for (const [k, v] of [['name', r.name], ['linkname', r.linkname], ['uname', r.uname], ['gname', r.gname]] as const) {
     if (v.includes('\0')) throw new Error(`tar header ${k} contains NUL`);
   }
@@ -238,8 +248,8 @@ function mainBlock(h: Resolved, name: string, text: (s: string) => string): Bloc
   b.oct('mtime', h.mtime);
   b.str('uname', text(h.uname));
   b.str('gname', text(h.gname));
-  b.oct('devmajor', 0);
-  b.oct('devminor', 0);
+  b.oct('devmajor', h.devmajor);
+  b.oct('devminor', h.devminor);
   return b;
 }
 
@@ -321,6 +331,11 @@ export class TarWriter {
 
   async addHardlink(header: Omit<TarHeader, 'type' | 'size' | 'linkname'>, target: string): Promise<void> {
     await this.guard(() => this.write(encodeTarHeader({ ...header, type: 'hardlink', linkname: target })));
+  }
+
+  /** A char or block device (with its device numbers) or a FIFO: a header and no content. */
+  async addSpecial(header: Omit<TarHeader, 'size' | 'linkname'> & { type: 'char' | 'block' | 'fifo' }): Promise<void> {
+    await this.guard(() => this.write(encodeTarHeader(header)));
   }
 
   async addDirectory(header: Omit<TarHeader, 'type' | 'size'>): Promise<void> {

@@ -1,6 +1,6 @@
 export {
   FETCHER_IMPURE_ENV_VARS, PROXY_IMPURE_ENV_VARS, declaredContentAddress, declaredHash, deriverOf, makeRecipe, outputPath, recipeFileName,
-  serializeRecipe, storedRecipe,
+  recipeTextPath, serializeRecipe, storedRecipe,
 } from './recipe.js';
 export type { Json, OutputHash, Recipe } from './recipe.js';
 export { builderEnv, prefetch, realise } from './realise.js';

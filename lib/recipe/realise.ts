@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import type { Hash } from '../hash/index.js';
 import type { ContentMethod } from '../store/index.js';
 import { hashFlatAndNar, hashPath } from '../nar/index.js';
-import { NoSpaceError, contentAddress, isNoSpace, makeTextPath, sameContentAddress, treeBytes, type LocalStore, type PathInfo } from '../store/index.js';
+import { NoSpaceError, contentAddress, isNoSpace, sameContentAddress, treeBytes, type LocalStore, type PathInfo } from '../store/index.js';
 import { BuildFailedError, HashMismatchError, InvalidStoredPathError } from './errors.js';
 import { SILENT_PROGRESS, type ProgressSink } from './progress.js';
-import { declaredContentAddress, declaredHash, outputPath, recipeFileName, serializeRecipe, type Json, type Recipe } from './recipe.js';
+import { declaredContentAddress, declaredHash, outputPath, recipeFileName, recipeTextPath, serializeRecipe, type Json, type Recipe } from './recipe.js';
 
 /**
  * Credentials a builder may use, given by the caller at build time like the impure variables'
@@ -140,6 +140,7 @@ export async function realise(store: LocalStore, recipe: Recipe, opts: RealiseOp
   const progress = opts.progress ?? SILENT_PROGRESS;
   const valid = store.pathInfo(path);
   if (valid) return { path, info: await answeringPin(store, recipe, valid), source: 'store' };
+  await realiseInputs(store, recipe, opts);
 
   const lock = await store.lockPath(path, () => log(`waiting for another process realising ${path}`));
   let again: PathInfo | undefined;
@@ -172,7 +173,7 @@ async function realiseLocked(
 ): Promise<RealiseResult> {
   // The recipe's path names it in messages now; it is stored only with a successful output,
   // so a failure leaves the store exactly as it was.
-  const recipePath = makeTextPath(recipeFileName(recipe), serializeRecipe(recipe), [], store.storeDir);
+  const recipePath = recipeTextPath(recipe, store.storeDir);
   const env = builderEnv(recipe, opts.callerEnv ?? process.env);
 
   for (const sub of opts.substituters ?? []) {
@@ -202,6 +203,22 @@ async function realiseLocked(
     throw e;
   } finally {
     if (!keep) built.discard();
+  }
+}
+
+/**
+ * An input-addressed recipe's inputs: its input recipes are realised first (a fixed output that is
+ * valid costs a lookup, no network), then every input must be valid.
+ */
+async function realiseInputs(store: LocalStore, recipe: Recipe, opts: RealiseOptions): Promise<void> {
+  const inputs = new Set(recipe.inputs ?? []);
+  for (const input of recipe.inputRecipes ?? []) {
+    const p = outputPath(input, store.storeDir);
+    if (!inputs.has(p)) throw new Error(`recipe '${recipe.name}': input recipe '${input.name}' makes ${p}, which is not among its inputs`);
+    await realise(store, input, opts);
+  }
+  for (const p of inputs) {
+    if (!store.isValid(p)) throw new Error(`input '${p}' of '${recipe.name}' is not valid in the store (add it, or build what makes it, first)`);
   }
 }
 
@@ -267,7 +284,7 @@ export async function prefetch(
         lock.release(); // answeringPin takes it to record what it found
         return { path, info: await answeringPin(store, recipe, existing), source: 'store', recipe, hash, ...buildInfo };
       }
-      const recipePath = makeTextPath(recipeFileName(recipe), serializeRecipe(recipe), [], store.storeDir);
+      const recipePath = recipeTextPath(recipe, store.storeDir);
       const info = await verifyAndRegister(store, recipe, path, recipePath, built.out, false, undefined, o);
       announce(o, path, opts.log ?? (() => undefined));
       return { path, info, source: 'built', recipePath, recipe, hash, ...buildInfo };
@@ -291,7 +308,7 @@ async function verifyAndRegister(
   store: LocalStore, recipe: Recipe, path: string, recipePath: string, out: string, keepFailed: boolean, keepDir?: string, outcome?: BuildOutcome,
 ): Promise<PathInfo> {
   const want = declaredHash(recipe);
-  const storeRecipe = () => store.addText(recipeFileName(recipe), serializeRecipe(recipe));
+  const storeRecipe = () => store.addText(recipeFileName(recipe), serializeRecipe(recipe), recipe.inputs ?? []);
   if (want) {
     const got = await hashOutput(recipe, out, outcome);
     if (!got.declared.equals(want)) {
@@ -304,5 +321,7 @@ async function verifyAndRegister(
     return store.register(path, out, { ca: contentAddress(recipe.outputHash!.mode, want), caVerified: true, deriver: recipePath, ...known });
   }
   await storeRecipe();
-  return store.register(path, out, { deriver: recipePath });
+  // Input-addressed: references are what the output mentions of its inputs' closure (and itself).
+  const candidates = recipe.inputs?.length ? [...store.closure(recipe.inputs), path] : [path];
+  return store.register(path, out, { deriver: recipePath, scanFor: candidates });
 }

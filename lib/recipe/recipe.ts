@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import stringify from 'json-stable-stringify';
 import { Hash, parseHash, type HashAlgo } from '../hash/index.js';
-import { checkStoreName, contentAddress, makeFixedOutputPath, makeStorePath, type ContentMethod, type LocalStore, type PathInfo } from '../store/index.js';
+import { checkStoreName, contentAddress, isStorePath, makeFixedOutputPath, makeStorePath, makeTextPath, type ContentMethod, type LocalStore, type PathInfo } from '../store/index.js';
 
 /** JSON values a recipe may hold in its arguments. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -26,6 +26,16 @@ export interface Recipe {
   impureEnvVars: string[];
   outputHash?: OutputHash;
   preferLocalBuild: boolean;
+  /**
+   * Input-addressed recipes: the store paths the builder reads (sorted, unique). Part of the
+   * recipe's text, so they decide its output path, as a derivation's inputs do in Nix.
+   */
+  inputs?: string[];
+  /**
+   * Recipes whose outputs are among `inputs`, realised first. Not part of the text: their output
+   * paths are (as Nix's hashDerivationModulo puts a fixed output's path, not its derivation).
+   */
+  inputRecipes?: Recipe[];
 }
 
 /** nixpkgs lib.fetchers.proxyImpureEnvVars, plus what pull.nix added. */
@@ -50,12 +60,28 @@ export function makeRecipe(r: Partial<Recipe> & Pick<Recipe, 'name' | 'builder'>
     const h = parseHash(r.outputHash.hash, r.outputHash.algo);
     recipe.outputHash = { algo: h.algo, mode: r.outputHash.mode, hash: h.sri };
   }
+  if (r.inputs?.length) {
+    if (recipe.outputHash) throw new Error(`recipe '${r.name}': a fixed output cannot have inputs`);
+    for (const p of r.inputs) if (!isStorePath(p, p.slice(0, p.lastIndexOf('/')))) throw new Error(`recipe '${r.name}': input '${p}' is not a store path`);
+    recipe.inputs = [...new Set(r.inputs)].sort();
+  }
+  if (r.inputRecipes?.length) recipe.inputRecipes = [...r.inputRecipes];
   return recipe;
 }
 
-/** The canonical serialisation: sorted keys, no whitespace. This text is what gets stored. */
+/**
+ * The canonical serialisation: sorted keys, no whitespace. This text is what gets stored. Fields
+ * that are absent are not written, so recipes without inputs keep the text (and the paths) they
+ * always had.
+ */
 export function serializeRecipe(recipe: Recipe): string {
-  return stringify(recipe) ?? '{}';
+  const { inputRecipes: _realisedFirst, ...text } = recipe;
+  return stringify(text) ?? '{}';
+}
+
+/** The store path of the recipe's own text: it references the recipe's inputs. */
+export function recipeTextPath(recipe: Recipe, storeDir?: string): string {
+  return makeTextPath(recipeFileName(recipe), serializeRecipe(recipe), recipe.inputs ?? [], storeDir);
 }
 
 export function recipeFileName(recipe: Recipe): string {

@@ -587,6 +587,21 @@ export class LocalStore {
     return previous ? { link, previous } : { link };
   }
 
+  /**
+   * An indirect root (Nix's `--out-link`): `link` is a symlink elsewhere (e.g. `./result`) into
+   * the store; the path stays live while that symlink still points to it.
+   */
+  addIndirectRoot(link: string): string {
+    const root = join(this.rootsDir, `indirect-${createHash('sha256').update(link).digest('hex').slice(0, 32)}`);
+    try {
+      unlinkSync(root);
+    } catch {
+      // first time for this link
+    }
+    symlinkSync(link, root);
+    return root;
+  }
+
   /** Every root, dangling ones included (`path` undefined), sorted by name. */
   listRoots(): GcRoot[] {
     const out: GcRoot[] = [];
@@ -596,6 +611,8 @@ export class LocalStore {
       let target: string;
       try {
         target = readlinkSync(link);
+        // An indirect root points to a link outside the store, which points in.
+        if (!target.startsWith(this.physicalStoreDir + '/') && name.startsWith('indirect-')) target = readlinkSync(target);
       } catch {
         continue; // not a symlink: not a root we made
       }

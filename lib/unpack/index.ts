@@ -25,3 +25,6 @@ export { unpackArchive } from './unpack.js';
 export type { UnpackOptions, UnpackResult } from './unpack.js';
 export type { ArchiveFormat } from './detect.js';
 export { RefusedEntryError, UnsupportedArchiveError, CorruptArchiveError, TopLevelError } from './errors.js';
+/** Tar header parsing primitives, for readers of tar files other than the unpacker (lib/image's member index). */
+export { checksumOk, isZeroBlock, parseHeader, parsePax } from './tar-header.js';
+export type { PaxRecords, TarHeader as ParsedTarHeader } from './tar-header.js';
