@@ -45,11 +45,9 @@ const defaultCommand = async (): Promise<Register> => {
 
 /**
  * Names a bare first word is checked against before it is taken as an image to pull: the
- * commands, yargs' own `help` and `version`, and commands planned for later versions (so that
- * their typos, and they themselves on an older version, are never pulled as images).
+ * commands and yargs' own `help` and `version` (so that their typos are never pulled as images).
  */
-const PLANNED_COMMANDS = ['build', 'inspect', 'lock', 'audit', 'diff'];
-const RESERVED_WORDS = ['help', 'version', ...PLANNED_COMMANDS];
+const RESERVED_WORDS = ['help', 'version'];
 
 /** What the command line asks for, decided from its words before any command module is loaded. */
 type Route =
@@ -106,9 +104,7 @@ function routeOf(args: readonly string[]): Route {
   if (/[:/@.]/.test(first)) return { kind: 'pull' };
   const near = suggest(first, [...Object.keys(COMMANDS), ...RESERVED_WORDS]);
   if (near !== undefined) {
-    const planned = near === first.toLowerCase() && PLANNED_COMMANDS.includes(near) && !Object.hasOwn(COMMANDS, near);
-    const meant = planned ? `'${near}' is not a command in this version;` : `did you mean '${near}'?`;
-    throw new UserError(`unknown command '${first}' (${meant} to pull an image of that name: fetch-image pull ${first})`, EXIT.usage);
+    throw new UserError(`unknown command '${first}' (did you mean '${near}'? to pull an image of that name: fetch-image pull ${first})`, EXIT.usage);
   }
   return { kind: 'pull' };
 }

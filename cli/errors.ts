@@ -5,6 +5,7 @@ export const EXIT = {
   usage: 2, // bad command-line arguments
   verifyFailed: 3, // `store verify` found bad paths
   hashMismatch: 102, // a fixed output did not match its declared hash (as Nix's builders exit 102)
+  notDeterministic: 104, // build --check / audit: a rebuild differs (Nix's "may not be deterministic")
 } as const;
 
 /** The `code` of `{"error": {…}}` under --json, by exit code. */

@@ -112,6 +112,7 @@ function probes(srv: TestServer): Record<string, Probe> {
         assert.is(origins.size, 4, [...origins].join(' '));
       },
     },
+    lock: { positionals: [srv.url('/probe/lock.txt')], fixed: ['--lock', 'probe.lock.json'], positionalsSeen: requested('/probe/lock.txt') },
     'store verify': {
       positionals: [], fixed: ['--repair'], setup: brokenPath,
       // Unrepairable (the substituters have nothing): exit 3 naming the path, after asking both.
@@ -131,6 +132,7 @@ function optionCases(srv: TestServer, dir: string): Record<string, OptionCase> {
     'hashed-mirror': { good: [srv.url('/hm-a'), srv.url('/hm-b')], requestPrefixes: ['/hm-a/sha256/', '/hm-b/sha256/'] },
     'trusted-key': { good: [key('probe-a-1'), key('probe-b-1')], bad: 'not-a-key' },
     platform: { good: ['linux/amd64', 'linux/arm64'], bad: 'no-such-platform' },
+    spec: { good: [join(dir, 'spec-a.json'), join(dir, 'spec-b.json')], bad: join(dir, 'no-such-spec.json') },
     nix: { good: [join(dir, 'pins-a.nix'), join(dir, 'pins-b.nix')], bad: join(dir, 'no-such-pins.nix') },
     'prefetch-json': { good: [join(dir, 'pin-a.json'), join(dir, 'pin-b.json')], bad: join(dir, 'no-such-pin.json') },
   };
@@ -141,6 +143,7 @@ function writePinFiles(dir: string): void {
   const digest = `sha256:${'0'.repeat(64)}`;
   for (const n of ['a', 'b']) {
     writeFileSync(join(dir, `pins-${n}.nix`), `{ pullImage }: { ${n} = pullImage { imageName = "probe/${n}"; imageDigest = "${digest}"; sha256 = "${HASH}"; }; }\n`);
+    writeFileSync(join(dir, `spec-${n}.json`), JSON.stringify({ name: `probe-${n}` }));
     writeFileSync(join(dir, `pin-${n}.json`), JSON.stringify({ imageName: `probe/${n}`, imageDigest: digest, sha256: HASH }));
   }
 }

@@ -154,7 +154,6 @@ test('item 6: typos of commands are refused with a hint; other words, docker:// 
       [['versoin'], 'version'], [['Store', 'ls'], 'store'], [['nra', 'ls'], 'nar'], [['lcok'], 'lock'], [['buidl'], 'build']] as const) {
       usageError(await cli([...s, ...args]), hint(args[0], meant), args.join(' '));
     }
-    usageError(await cli([...s, 'inspect']), "unknown command 'inspect' ('inspect' is not a command in this version; to pull an image of that name: fetch-image pull inspect)", 'inspect');
     usageError(await cli([...s, 'oci:./layout']), /^error: 'oci:' is a skopeo transport .* docker:\/\/oci:\.\/layout\)\n$/, 'oci:');
 
     // Anything else is an image reference: bare names (through a proxy that records the CONNECT),

@@ -16,12 +16,14 @@ interface BuildArgs extends BuildReportArgs {
   dryRun?: boolean;
   sourceDateEpoch?: number;
   keepFailed?: boolean;
+  check?: boolean;
 }
 
 const buildOptions = (y: Argv<GlobalArgs>) =>
   y
     .positional('spec', { type: 'string', demandOption: true, describe: 'build spec: JSON (or .yaml/.yml) with buildImage\'s arguments' })
     .option('sandbox', { choices: ['auto', 'namespace', 'vm'] as const, describe: 'where runAsRoot runs (default: the spec\'s "sandbox", else auto); never changes the output' })
+    .option('check', { type: 'boolean', describe: 'build a valid output again and compare bit for bit, as nix-build --check (exit 104 when it differs; --keep-failed keeps the second)' })
     .option('out-link', { type: 'string', describe: 'make a symlink NAME here to the output, and keep it from gc while the link exists' })
     .option('add-root', { type: 'string', describe: 'protect the output with a store root named NAME (as store add-root)' })
     .conflicts('out-link', 'add-root')
@@ -85,6 +87,11 @@ async function buildHandler(a: BuildArgs): Promise<void> {
     const r = dryRunLines(store, plan);
     emit(a, r.json, () => r.lines);
     return;
+  }
+  if (a.check) {
+    const { checkBuild } = await import('../build-check.js');
+    const { recipeTextPath } = await import('../../lib/recipe/index.js');
+    return checkBuild(store, a, plan.outPath, recipeTextPath(plan.recipe, store.storeDir));
   }
   let source = 'store';
   if (!store.isValid(plan.outPath)) {

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import {
-  DEFAULT_LOCK_FILE, emptyLock, lockImage, lockUrl, parseLock, serializeLock, withPin, type LockFile,
+  DEFAULT_LOCK_FILE, emptyLock, lockBuild, lockImage, lockUrl, parseLock, serializeLock, withPin, type LockFile,
 } from '../../lib/audit/index.js';
 import { BUILTIN_BUILDERS } from '../../lib/builders/index.js';
 import type { RealiseOptions } from '../../lib/recipe/index.js';
@@ -14,6 +14,7 @@ import { terminalProgress } from '../progress.js';
 interface LockArgs extends GlobalArgs {
   refs?: string[];
   from?: string;
+  spec?: string[];
   lock: string;
   tlsVerify: boolean;
   creds?: string;
@@ -56,6 +57,7 @@ export const lockCommand: CommandModule<GlobalArgs, LockArgs> = {
     y
       .positional('refs', { type: 'string', array: true, describe: 'image references (name[:tag][@digest]) or URLs' })
       .option('from', { type: 'string', requiresArg: true, describe: "a list file: one image reference or URL per line ('unpack URL' for fetchzip-style), # comments" })
+      .option('spec', { type: 'string', array: true, nargs: 1, requiresArg: true, describe: 'a build spec to build (no work when valid) and pin with its output NAR hash (repeatable)' })
       .option('lock', { type: 'string', requiresArg: true, default: DEFAULT_LOCK_FILE, describe: 'the lock file to create or update' })
       .option('tls-verify', { type: 'boolean', default: true, describe: 'verify registry TLS; --tls-verify=false also allows plain http (recorded in the pin)' })
       .option('creds', { type: 'string', requiresArg: true, describe: 'registry credentials user:password (never stored or logged)' })
@@ -64,6 +66,7 @@ export const lockCommand: CommandModule<GlobalArgs, LockArgs> = {
       .option('variant', { type: 'string', requiresArg: true, describe: 'platform variant' })
       .example('$0 lock debian:bookworm ghcr.io/org/app:1.4', 'pin two images into ./fetch-image.lock.json')
       .example('$0 lock --from pins.txt --lock release.lock.json', 'pin every image and URL listed in pins.txt')
+      .example('$0 lock --spec app.json', 'build app.json (no work when valid) and pin its output for audit --checks rebuild')
       .example('$0 lock https://example.org/src-1.0.tar.gz', 'pin a download (its ETag and size are kept as drift hints)')
       .epilogue('Entries are updated in place (same image and tag, same URL) and kept sorted, so locking the same pins again gives no diff.') as unknown as Argv<LockArgs>,
   handler: async (a) => {
@@ -73,7 +76,10 @@ export const lockCommand: CommandModule<GlobalArgs, LockArgs> = {
       ...(a.refs ?? []).map((value) => ({ kind: /^(https?|file):\/\//.test(value) ? 'url' as const : 'image' as const, value, unpack: false })),
       ...(a.from !== undefined ? readPinList(readFileSync(a.from, 'utf8'), a.from) : []),
     ];
-    if (wanted.length === 0) throw new UserError('nothing to lock: give image references or URLs, or --from LIST', EXIT.usage);
+    if (wanted.length === 0 && !a.spec?.length) throw new UserError('nothing to lock: give image references or URLs, --from LIST or --spec SPEC', EXIT.usage);
+    for (const spec of a.spec ?? []) {
+      if (!existsSync(spec)) throw new UserError(`cannot read --spec '${spec}': no such file`, EXIT.usage);
+    }
     const store = openStore(a);
     const callerEnv: NodeJS.ProcessEnv = { ...process.env, ...(a.creds ? { FETCH_IMAGE_CREDS: a.creds } : {}) };
     const realise: RealiseOptions = { builders: BUILTIN_BUILDERS, callerEnv, progress: terminalProgress(a), log: (l) => note(a, l) };
@@ -90,6 +96,10 @@ export const lockCommand: CommandModule<GlobalArgs, LockArgs> = {
           }),
         });
       }
+    }
+    for (const spec of a.spec ?? []) {
+      note(a, `locking the build of ${spec}`);
+      lock = withPin(lock, { build: await lockBuild(store, spec, dirname(file), { callerEnv, log: (l) => note(a, l) }) });
     }
     const text = serializeLock(lock);
     const changed = text !== serializeLock(before);

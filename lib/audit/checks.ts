@@ -11,6 +11,7 @@ import { RegistryClient, limitConcurrency, type Endpoint } from '../registry/ind
 import { LocalStore } from '../store/index.js';
 import { diffPaths, type DiffReport } from './diff/diff.js';
 import type { AuditEntry } from './entries.js';
+import { rebuildSpec } from './rebuild.js';
 import type { BuildPin, ImagePin, UrlPin } from './lock-file.js';
 
 export const CHECKS = ['drift', 'refetch', 'rebuild', 'store'] as const;
@@ -41,9 +42,6 @@ export interface CheckResult {
   kept?: { first?: string; second: string };
 }
 
-/** Rebuilds one build entry into `store` and says where the fresh output is (wired by the caller). */
-export type Rebuilder = (pin: BuildPin, specPath: string, store: LocalStore) => Promise<{ path: string; realPath: string }>;
-
 export interface AuditOptions {
   store: LocalStore;
   checks: ReadonlySet<CheckName>;
@@ -55,7 +53,6 @@ export interface AuditOptions {
   /** --tls-verify=false for every image entry (an entry's own tlsVerify: false also counts). */
   tlsVerify: boolean;
   keepFailed: boolean;
-  rebuild?: Rebuilder;
   log: (line: string) => void;
   onResult?: (r: CheckResult) => void;
   signal?: AbortSignal;
@@ -222,16 +219,23 @@ async function buildDrift(ctx: Ctx, e: Extract<AuditEntry, { kind: 'build' }>): 
 
 async function buildRebuild(ctx: Ctx, e: Extract<AuditEntry, { kind: 'build' }>): Promise<CheckResult> {
   const base = { entry: e.label, origin: e.origin, check: 'rebuild' as const };
-  if (!ctx.rebuild) return { ...base, verdict: 'error', detail: 'this command cannot rebuild images (no builder wired)' };
-  const scratch = ctx.scratch.get();
-  const fresh = await ctx.rebuild(e.pin, specPathOf(ctx, e.pin), scratch);
-  const nar = statSync(fresh.realPath).isFile() ? (await hashFlatAndNar(fresh.realPath)).nar.hash : (await hashPath(fresh.realPath)).hash;
-  if (fresh.path === e.pin.storePath && nar.sri === parseHash(e.pin.narHash).sri) return { ...base, verdict: 'ok', detail: `rebuilt bit for bit: ${e.pin.narHash}` };
-  const detail = fresh.path !== e.pin.storePath
-    ? `the recipe now gives ${fresh.path}, locked ${e.pin.storePath} (the inputs changed)`
-    : `output '${e.pin.storePath}' differs: NAR hash ${nar.sri}, locked ${e.pin.narHash}`;
-  const verdict: Verdict = fresh.path !== e.pin.storePath ? 'drifted' : 'not-deterministic';
-  return compareOutputs(ctx, e.pin.storePath, fresh.realPath, { ...base, verdict, detail, pinned: e.pin.narHash, found: nar.sri });
+  const fresh = await rebuildSpec(ctx.store, () => ctx.scratch.get(), specPathOf(ctx, e.pin), { callerEnv: ctx.callerEnv, log: ctx.log, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+  let keep = false;
+  try {
+    const nar = statSync(fresh.realPath).isFile() ? (await hashFlatAndNar(fresh.realPath)).nar.hash : (await hashPath(fresh.realPath)).hash;
+    if (fresh.path === e.pin.storePath && nar.sri === parseHash(e.pin.narHash).sri) return { ...base, verdict: 'ok', detail: `rebuilt bit for bit: ${e.pin.narHash}` };
+    const detail = fresh.path !== e.pin.storePath
+      ? `the recipe now gives ${fresh.path}, locked ${e.pin.storePath} (the inputs changed)`
+      : `output '${e.pin.storePath}' differs: NAR hash ${nar.sri}, locked ${e.pin.narHash}`;
+    const verdict: Verdict = fresh.path !== e.pin.storePath ? 'drifted' : 'not-deterministic';
+    const r = await compareOutputs(ctx, e.pin.storePath, fresh.realPath, { ...base, verdict, detail, pinned: e.pin.narHash, found: nar.sri });
+    keep = ctx.keepFailed;
+    const kept = keep ? fresh.finish(true) : undefined;
+    if (kept && r.kept) r.kept.second = kept;
+    return r;
+  } finally {
+    if (!keep) fresh.finish(false);
+  }
 }
 
 type Runner = (ctx: Ctx, e: never) => Promise<CheckResult>;

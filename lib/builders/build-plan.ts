@@ -186,6 +186,16 @@ export class InputHashMismatch extends Error {}
 export async function executeBuildPlan(store: LocalStore, plan: BuildPlan, opts: RealiseOptions): Promise<RealiseResult> {
   const done = store.pathInfo(plan.outPath);
   if (done) return { path: plan.outPath, info: done, source: 'store' };
+  await realisePlanInputs(store, plan, opts);
+  try {
+    return await realise(store, plan.recipe, opts);
+  } catch (e) {
+    throw new Error(`${plan.file}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Makes every input of the plan valid (fetches, nested builds, local paths): what building it needs. */
+export async function realisePlanInputs(store: LocalStore, plan: BuildPlan, opts: RealiseOptions): Promise<void> {
   const order = ['fetch', 'spec', 'local', 'store'] as const;
   for (const kind of order) {
     for (const input of plan.inputs) {
@@ -198,10 +208,5 @@ export async function executeBuildPlan(store: LocalStore, plan: BuildPlan, opts:
         throw inputError(plan, input.key, e);
       }
     }
-  }
-  try {
-    return await realise(store, plan.recipe, opts);
-  } catch (e) {
-    throw new Error(`${plan.file}: ${(e as Error).message}`, { cause: e });
   }
 }

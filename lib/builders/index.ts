@@ -14,5 +14,5 @@ export { DEFAULT_SOURCE_DATE_EPOCH, SANDBOX_ENV_VAR, buildImageRecipe, buildImag
 export type { BuildFormat, BuildImageArgs, ResolvedBuild } from './build-image-recipe.js';
 export { RUN_AS_ROOT_UNAVAILABLE, readBuildInfo } from './build-info.js';
 export type { BuildInfo } from './build-info.js';
-export { InputHashMismatch, executeBuildPlan, planBuild } from './build-plan.js';
+export { InputHashMismatch, executeBuildPlan, planBuild, realisePlanInputs } from './build-plan.js';
 export type { BuildPlan, PlanOptions, PlannedInput } from './build-plan.js';

@@ -8,3 +8,5 @@ export type { BuildContext, BuildSecrets, BuildOutcome, Builder, RealiseOptions,
 export { SILENT_PROGRESS } from './progress.js';
 export type { ProgressSink } from './progress.js';
 export { BuildFailedError, HashMismatchError, InvalidStoredPathError } from './errors.js';
+export { NotValidForCheckError, checkRealise } from './check.js';
+export type { CheckResult } from './check.js';

@@ -210,7 +210,7 @@ async function realiseLocked(
  * An input-addressed recipe's inputs: its input recipes are realised first (a fixed output that is
  * valid costs a lookup, no network), then every input must be valid.
  */
-async function realiseInputs(store: LocalStore, recipe: Recipe, opts: RealiseOptions): Promise<void> {
+export async function realiseInputs(store: LocalStore, recipe: Recipe, opts: RealiseOptions): Promise<void> {
   const inputs = new Set(recipe.inputs ?? []);
   for (const input of recipe.inputRecipes ?? []) {
     const p = outputPath(input, store.storeDir);
@@ -222,7 +222,7 @@ async function realiseInputs(store: LocalStore, recipe: Recipe, opts: RealiseOpt
   }
 }
 
-interface BuiltOutput {
+export interface BuiltOutput {
   /** The build's private directory; `out` is inside it. */
   dir: string;
   out: string;
@@ -231,7 +231,7 @@ interface BuiltOutput {
 }
 
 /** Runs the recipe's builder in a fresh private directory; on failure removes it unless kept. */
-async function runBuilder(store: LocalStore, recipe: Recipe, env: NodeJS.ProcessEnv, opts: RealiseOptions, recipePath: string): Promise<BuiltOutput> {
+export async function runBuilder(store: LocalStore, recipe: Recipe, env: NodeJS.ProcessEnv, opts: RealiseOptions, recipePath: string): Promise<BuiltOutput> {
   const builder = opts.builders[recipe.builder];
   if (!builder) throw new Error(`no builder '${recipe.builder}' for '${recipe.name}'`);
   const dir = store.makeTempDir('build');
