@@ -16,3 +16,5 @@ export type { LowerDir } from './lower-form.js';
 export { upperToTarForm } from './upper-form.js';
 export type { TarFormCounts } from './upper-form.js';
 export { OutputTail } from './output.js';
+export { chooseSandbox, runRootStage } from './run.js';
+export { RootStageTimeoutError } from './types.js';

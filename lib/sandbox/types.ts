@@ -63,3 +63,11 @@ export class SandboxError extends Error {
     this.name = 'SandboxError';
   }
 }
+
+/** The stage ran past its time limit and was killed with everything it started. */
+export class RootStageTimeoutError extends SandboxError {
+  constructor(readonly kind: SandboxKind, readonly timeoutMs: number, readonly outputTail: string[]) {
+    super(`the runAsRoot stage (${kind} sandbox) did not finish within ${timeoutMs / 1000} s and was killed; raise --timeout if it needs longer`);
+    this.name = 'RootStageTimeoutError';
+  }
+}
