@@ -270,6 +270,36 @@ test('a lower dir in tar form is refused by the namespace sandbox with what to d
   assert.ok(e instanceof SandboxError);
 });
 
+test('an abort signal stops the stage: nothing left running', async () => {
+  if (!ready()) return;
+  const ctl = new AbortController();
+  const req = await request('echo started\nsleep 98761\n', { signal: ctl.signal, onOutput: () => ctl.abort(new Error('stopped by the caller')) });
+  await rejects(() => runRootStage('namespace', req), /stopped by the caller/);
+  assert.equal(processesWith('98761'), []);
+  assert.equal(workDirs(), []);
+});
+
+test('a name the script makes with the .wh. prefix is refused: a layer cannot hold it', async () => {
+  if (!ready()) return;
+  await rejects(async () => runRootStage('namespace', await request('touch /etc/.wh.sneaky\n')), /the script created a name starting with \.wh\..*etc\/\.wh\.sneaky/);
+});
+
+test('a missing #! interpreter is a setup error that says so', async () => {
+  if (!ready()) return;
+  const req = await request('');
+  await rejects(() => runRootStage('namespace', { ...req, script: '#!/no/such/shell\ntrue\n' }), /cannot start the script \(is its #! interpreter in the image\?\)/);
+});
+
+test('no base layers: a plain directory (copyToRoot contents) as the only lower', async () => {
+  if (!ready()) return;
+  const root = join(tmp.path, 'plain-root');
+  busyboxRoot(root);
+  const req = await request('ls /bin/busybox && echo made > /made\n');
+  const r = await runRootStage('namespace', { ...req, lowerDirs: [root] });
+  assert.is(r.exitCode, 0, r.outputTail.join('\n'));
+  assert.equal([...listTree(req.upperDir).keys()], ['made']);
+});
+
 test('starts in milliseconds', async () => {
   if (!ready()) return;
   const times: number[] = [];

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readLowerForm } from '../lower-form.js';
 import { OutputTail } from '../output.js';
@@ -41,6 +41,7 @@ export async function runNamespaceStage(req: RootStageRequest): Promise<RootStag
     trees.push(resolve(lower.tree));
   }
   const upper = resolve(req.upperDir);
+  if ((await readdir(upper)).length > 0) throw new SandboxError(`the upper dir '${upper}' must be empty`);
   const base = await mkdtemp(join(dirname(upper), `.${basename(upper)}.ns-`));
   const stop = new AbortController();
   let release = (): void => undefined;
