@@ -300,6 +300,28 @@ test('no base layers: a plain directory (copyToRoot contents) as the only lower'
   assert.equal([...listTree(req.upperDir).keys()], ['made']);
 });
 
+test("without root: prepareLowerDir keeps the tar (tar form); 'auto' picks vm, 'namespace' says to use vm", async () => {
+  if (!ready()) return;
+  const dir = join(tmp.path, 'as-nobody');
+  mkdirSync(dir);
+  chmodSync(tmp.path, 0o755);
+  chownSync(dir, 65534, 65534);
+  const layer = tarLayer(join(tmp.path, 'src-base'), join(dir, 'layer-in.tar'));
+  chmodSync(layer, 0o644);
+  const lib = join(fileURLToPath(new URL('.', import.meta.url)), '../lib/sandbox/index.js');
+  const program = `const s = await import(${JSON.stringify(lib)});
+await s.prepareLowerDir(${JSON.stringify(layer)}, ${JSON.stringify(join(dir, 'lower'))});
+console.log(await s.chooseSandbox('auto'));
+try { await s.chooseSandbox('namespace'); } catch (e) { console.log(e.message); }`;
+  const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', program]).toString();
+  const [auto, refusal] = out.trim().split('\n');
+  assert.is(auto, 'vm');
+  assert.match(refusal ?? '', /runs as root only .*use --sandbox vm/);
+  assert.is(readFileSync(join(dir, 'lower', LOWER_FORM_MARKER), 'utf8'), 'tar\n');
+  assert.ok(readFileSync(join(dir, 'lower/layer.tar')).equals(readFileSync(layer)));
+  assert.is(lstatSync(join(dir, 'lower/layer.tar')).uid, 65534);
+});
+
 test('starts in milliseconds', async () => {
   if (!ready()) return;
   const times: number[] = [];
