@@ -110,6 +110,9 @@ test('prepareLowerDir refuses a member outside the dir and leaves nothing', asyn
   const path = join(tmp.path, 'bad.tar');
   writeFileSync(path, bad);
   await rejects(() => prepareLowerDir(path, join(tmp.path, 'lower-bad')), /refusing archive entry '\.\.\/evil'/);
+  const dotdot = Buffer.concat([encodeTarHeader({ name: 'a/.wh...', type: 'file', size: 0 }), Buffer.alloc(1024)]);
+  writeFileSync(path, dotdot);
+  await rejects(() => prepareLowerDir(path, join(tmp.path, 'lower-bad')), /refusing archive entry 'a\/\.wh\.\.\.': it is a whiteout of no name, of \. or of \.\./);
   assert.equal(readdirSync(tmp.path).filter((n) => n.includes('lower-bad')), []);
 });
 

@@ -30,6 +30,7 @@ import { SETUP_PY } from './setup-py.js';
 const SIGNAL_EXIT_BASE = 128;
 
 export async function runNamespaceStage(req: RootStageRequest): Promise<RootStageResult> {
+  req.signal?.throwIfAborted();
   const access = await namespaceAccess();
   if (!access.ok) throw new SandboxError(access.reason);
   const trees: string[] = [];
@@ -44,19 +45,18 @@ export async function runNamespaceStage(req: RootStageRequest): Promise<RootStag
   if ((await readdir(upper)).length > 0) throw new SandboxError(`the upper dir '${upper}' must be empty`);
   const base = await mkdtemp(join(dirname(upper), `.${basename(upper)}.ns-`));
   const stop = new AbortController();
-  let release = (): void => undefined;
   const run = (async () => {
     await layOut(base, trees, upper, req);
     return await spawnStage(base, req, stop.signal);
   })().finally(() => rm(base, { recursive: true, force: true }));
-  release = stopOnSignal(async () => {
+  const release = stopOnSignal(async () => {
     stop.abort(new SandboxError('the runAsRoot stage was interrupted by a signal'));
     await run.catch(() => undefined);
   });
   try {
-    const exitCode = await run;
+    const exit = await run;
     await upperToTarForm(upper);
-    return { ...exitCode, kind: 'namespace' };
+    return { ...exit, kind: 'namespace' };
   } finally {
     release();
   }
