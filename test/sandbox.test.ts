@@ -54,7 +54,7 @@ async function lowers(): Promise<string[]> {
 
 async function request(script: string, extra: Partial<RootStageRequest> = {}): Promise<RootStageRequest> {
   const upperDir = join(tmp.path, `upper-${++runs}`);
-  mkdirSync(upperDir);
+  mkdirSync(upperDir, 0o700); // as a caller's mkdtemp makes it
   return {
     lowerDirs: await lowers(), upperDir, storeDir: { real: STORE, logical: '/nix/store' },
     script: `#!/bin/sh\nset -e\n${script}`, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', SOURCE_DATE_EPOCH: '315532800' },
@@ -132,7 +132,7 @@ test('changes over two layers: whiteouts, opaque dirs, owners and devices; read-
     'mkdir /home && touch /home/u && chown 1000:1000 /home/u',
     'mknod /realdev c 1 3',
     'echo scratch > /tmp/scratch',
-    'test "$(hostname)" = localhost && test "$(id -u)" = 0',
+    'test "$(hostname)" = localhost && test "$(id -u)" = 0 && test "$(stat -c %a:%u /)" = 755:0',
     'env | sort',
   ].join('\n'));
   const lines: string[] = [];
@@ -155,7 +155,10 @@ test('changes over two layers: whiteouts, opaque dirs, owners and devices; read-
 
 test('a failing script: its exit code and the last 20 lines', async () => {
   if (!ready()) return;
+  const before = mountinfo();
   const r = await runRootStage('namespace', await request('for i in $(seq 1 30); do echo line $i; done\necho to stderr >&2\nexit 7\n'));
+  assert.is(mountinfo(), before);
+  assert.equal(workDirs(), []);
   assert.is(r.exitCode, 7);
   assert.is(r.outputTail.length, 20);
   assert.is(r.outputTail[0], 'line 12');
@@ -202,31 +205,33 @@ test('a hung script is killed at the timeout with everything it started; no moun
   assert.equal(workDirs(), []);
 });
 
-test('SIGTERM to the Node process running a stage: its processes die, no mounts or work dirs left', async () => {
-  if (!ready()) return;
-  const before = mountinfo();
-  const req = await request('echo started\n(sleep 98763 &)\nsleep 98762\n');
-  const reqFile = join(tmp.path, 'req.json');
-  writeFileSync(reqFile, JSON.stringify(req));
-  const fixture = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures/sandbox-stage.js');
-  const child = spawn(process.execPath, [fixture, reqFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('out: started')) resolve();
+for (const [sig, marker] of [['SIGTERM', '98762'], ['SIGINT', '98760']] as const) {
+  test(`${sig} to the Node process running a stage: its processes die, no mounts or work dirs left`, async () => {
+    if (!ready()) return;
+    const before = mountinfo();
+    const req = await request(`echo started\n(sleep ${marker}1 &)\nsleep ${marker}\n`);
+    const reqFile = join(tmp.path, 'req.json');
+    writeFileSync(reqFile, JSON.stringify(req));
+    const fixture = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures/sandbox-stage.js');
+    const child = spawn(process.execPath, [fixture, reqFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('out: started')) resolve();
+      });
+      child.once('close', () => reject(new Error(`the fixture ended before the stage started: ${out}`)));
     });
-    child.once('close', () => reject(new Error(`the fixture ended before the stage started: ${out}`)));
+    for (let i = 0; i < 100 && processesWith(marker).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(processesWith(marker).length > 0, 'the stage has started its sleep');
+    const ended = new Promise<NodeJS.Signals | null>((resolve) => child.once('close', (_code, signal) => resolve(signal)));
+    child.kill(sig);
+    assert.is(await ended, sig);
+    assert.equal(processesWith(marker), []);
+    assert.is(mountinfo(), before);
+    assert.equal(workDirs(), []);
   });
-  for (let i = 0; i < 100 && processesWith('98762').length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(processesWith('98762').length > 0, 'the stage has started its sleep');
-  const ended = new Promise<NodeJS.Signals | null>((resolve) => child.once('close', (_code, signal) => resolve(signal)));
-  child.kill('SIGTERM');
-  assert.is(await ended, 'SIGTERM');
-  assert.equal(processesWith('9876'), []);
-  assert.is(mountinfo(), before);
-  assert.equal(workDirs(), []);
-});
+}
 
 test("the seed's example: ${shadowSetup}, groupadd, useradd, mkdir, chown with the host's shadow tools", async () => {
   if (!ready() || !havePeer('useradd')) return;
