@@ -103,6 +103,23 @@ test('prepareLowerDir keeps owners, modes, times, devices and links, and turns O
   assert.is(lstatSync(join(out, 'root/a')).mtimeMs, 1_000_000_000);
 });
 
+test("prepareLowerDir gives GNU tar's tree (tar -xp --numeric-owner as root) for the host's /etc and /usr/sbin", async () => {
+  if (!ready()) return;
+  const layer = join(tmp.path, 'host.tar');
+  execFileSync('tar', ['--numeric-owner', '-C', '/', '-cf', layer, 'etc', 'usr/sbin']);
+  const gnu = join(tmp.path, 'host-gnu');
+  mkdirSync(gnu);
+  execFileSync('tar', ['--numeric-owner', '-xpf', layer, '-C', gnu]);
+  const ours = join(tmp.path, 'host-ours');
+  await prepareLowerDir(layer, ours);
+  // type, owner, mode, mtime (s), size, link count, link target; '.' and the implicit usr/ are no members
+  const describe = (root: string): string[] => execFileSync('find', ['.', '-mindepth', '1', '-not', '-path', './usr', '-printf', '%p %y %U:%G %m %Ts %s %n %l\\n'], { cwd: root })
+    .toString().split('\n').sort();
+  const expected = describe(gnu);
+  assert.ok(expected.length > 500);
+  assert.equal(describe(join(ours, 'root')), expected);
+});
+
 test('prepareLowerDir refuses a member outside the dir and leaves nothing', async () => {
   if (!ready()) return;
   const { encodeTarHeader } = await import('../lib/image/index.js');
