@@ -127,6 +127,7 @@ function spawnStage(base: string, req: RootStageRequest, stopped: AbortSignal): 
     const onAbort = (): void => killStage(child);
     req.signal?.addEventListener('abort', onAbort, { once: true });
     stopped.addEventListener('abort', onAbort, { once: true });
+    if (stopped.aborted || req.signal?.aborted) onAbort(); // stopped while the work dir was laid out
     child.on('error', (e) => {
       clearTimeout(timer);
       rejectRun(new SandboxError(`cannot start the namespace sandbox (setpriv/unshare from util-linux): ${e.message}`));
