@@ -13,7 +13,7 @@ export { OUTPUT_TAIL_LINES, SANDBOX_HOSTNAME, SandboxError } from './types.js';
 export { prepareLowerDir } from './lower-dir.js';
 export { LOWER_FORM_MARKER, LOWER_TAR, LOWER_TREE, readLowerForm } from './lower-form.js';
 export type { LowerDir } from './lower-form.js';
-export { upperToTarForm } from './upper-form.js';
+export { upperRootLikeTopLower, upperToTarForm } from './upper-form.js';
 export type { TarFormCounts } from './upper-form.js';
 export { OutputTail } from './output.js';
 export { chooseSandbox, runRootStage } from './run.js';

@@ -1,13 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readLowerForm } from '../lower-form.js';
 import { OutputTail } from '../output.js';
 import { nulFields, python3 } from '../python.js';
 import { stopOnSignal } from '../signals.js';
 import { RootStageTimeoutError, SANDBOX_HOSTNAME, SandboxError, type RootStageRequest, type RootStageResult } from '../types.js';
-import { upperToTarForm } from '../upper-form.js';
+import { upperRootLikeTopLower, upperToTarForm } from '../upper-form.js';
 import { namespaceAccess } from './probe.js';
 import { SETUP_PY } from './setup-py.js';
 
@@ -43,7 +43,7 @@ export async function runNamespaceStage(req: RootStageRequest): Promise<RootStag
   }
   const upper = resolve(req.upperDir);
   if ((await readdir(upper)).length > 0) throw new SandboxError(`the upper dir '${upper}' must be empty`);
-  await rootLikeTopLower(upper, trees[0]);
+  await upperRootLikeTopLower(upper, trees[0]);
   const base = await mkdtemp(join(dirname(upper), `.${basename(upper)}.ns-`));
   const stop = new AbortController();
   const run = (async () => {
@@ -61,17 +61,6 @@ export async function runNamespaceStage(req: RootStageRequest): Promise<RootStag
   } finally {
     release();
   }
-}
-
-/**
- * The merged root takes the upper dir's owner and mode: give it those of the top lower's root
- * (root 0755 without lowers), as a copy-up would, so a caller's 0700 temp dir does not lock
- * other users out of / inside.
- */
-async function rootLikeTopLower(upper: string, top: string | undefined): Promise<void> {
-  const st = top === undefined ? { uid: 0, gid: 0, mode: 0o755 } : await stat(top);
-  await chown(upper, st.uid, st.gid);
-  await chmod(upper, st.mode & 0o7777);
 }
 
 async function layOut(base: string, trees: string[], upper: string, req: RootStageRequest): Promise<void> {
