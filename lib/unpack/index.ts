@@ -24,4 +24,10 @@
 export { unpackArchive } from './unpack.js';
 export type { UnpackOptions, UnpackResult } from './unpack.js';
 export type { ArchiveFormat } from './detect.js';
-export { RefusedEntryError, UnsupportedArchiveError, CorruptArchiveError, TopLevelError } from './errors.js';
+// For unpackers with other rules on top (lib/sandbox's root file system layers): the same reader and safe writer.
+export { readTar } from './tar.js';
+export { SafeTree } from './tree.js';
+export type { SafeTreeOptions } from './tree.js';
+export { memberPath } from './names.js';
+export type { ArchiveEntry, DeviceNumbers, EntryMeta, EntrySink } from './entry.js';
+export { RefusedEntryError, UnsupportedArchiveError, CorruptArchiveError, TopLevelError, errnoCode } from './errors.js';

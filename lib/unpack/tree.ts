@@ -29,8 +29,17 @@ const SYMLINK_MAX = 4096;
  * old name is unlinked first, never written through); directories merge; nothing replaces a
  * directory.
  */
+export interface SafeTreeOptions {
+  /**
+   * Keep symlink targets as they are, absolute or leaving the tree: a container's root file
+   * system resolves them inside the container, and this writer never follows a link anyway.
+   */
+  anySymlinkTarget?: boolean;
+}
+
 export class SafeTree implements EntrySink {
   readonly root: Buffer;
+  private readonly anySymlinkTarget: boolean;
   /** Members delivered, of every kind. */
   entries = 0;
   /** Directories known to be real directories, keyed by their latin1-decoded relative path. */
@@ -38,8 +47,24 @@ export class SafeTree implements EntrySink {
   /** Every symlink made (also by hard-linking a symlink), for the final check. */
   private readonly symlinks: Buffer[][] = [];
 
-  constructor(root: string) {
+  constructor(root: string, opts: SafeTreeOptions = {}) {
     this.root = Buffer.from(root);
+    this.anySymlinkTarget = opts.anySymlinkTarget ?? false;
+  }
+
+  /**
+   * Makes room for a member its caller creates itself (a device node): parents become real
+   * directories as for any member, and an earlier non-directory member of that name goes.
+   * Returns the path to create.
+   */
+  clearFor(name: Buffer, parts: Buffer[]): Buffer {
+    if (parts.length === 0) throw new RefusedEntryError(name, 'it names the output directory itself');
+    this.parents(name, parts);
+    const p = under(this.root, parts);
+    const st = lstatOrNull(p);
+    if (st?.isDirectory()) throw new RefusedEntryError(name, 'it would replace a directory extracted before it');
+    if (st) unlinkSync(p);
+    return p;
   }
 
   async add(entry: ArchiveEntry): Promise<void> {
@@ -96,11 +121,11 @@ export class SafeTree implements EntrySink {
   private symlink(name: Buffer, parts: Buffer[], target: Buffer): void {
     if (target.length === 0) throw new RefusedEntryError(name, 'its symlink target is empty');
     if (target.length > SYMLINK_MAX || target.includes(0)) throw new RefusedEntryError(name, 'its symlink target is not a valid path');
-    if (targetLeaves(parts, target)) throw new RefusedEntryError(name, `its symlink target '${shown(target)}' points outside the output`);
+    if (!this.anySymlinkTarget && targetLeaves(parts, target)) throw new RefusedEntryError(name, `its symlink target '${shown(target)}' points outside the output`);
     this.parents(name, parts);
     const p = under(this.root, parts);
     this.create(name, p, () => symlinkSync(target, p));
-    this.symlinks.push(parts);
+    if (!this.anySymlinkTarget) this.symlinks.push(parts);
   }
 
   private hardlink(name: Buffer, parts: Buffer[], target: Buffer): void {
@@ -133,7 +158,7 @@ export class SafeTree implements EntrySink {
         copyFileSync(from, p, constants.COPYFILE_EXCL);
       }
     });
-    if (st.isSymbolicLink()) this.symlinks.push(parts);
+    if (st.isSymbolicLink() && !this.anySymlinkTarget) this.symlinks.push(parts);
   }
 
   /** Makes sure every parent of `parts` is a real directory, creating missing ones. */
