@@ -45,6 +45,49 @@ set -e
 for d; do mkdir -p "/run/probe/$d"; : > "/run/probe/$d/.fetch-image-probe"; done
 `;
 
+/** Tar-form lower dirs (prepared without root) are unpacked in the guest, then put in overlay form. */
+const FI_LOWER_WHITEOUT = `#!/bin/sh
+# fi-lower-whiteout ./DIR/.wh.NAME...: OCI whiteouts become overlay whiteouts (char 0/0)
+set -e
+for f; do
+  d="\${f%/*}"
+  n="\${f##*/}"
+  n="\${n#.wh.}"
+  rm -f "$f"
+  rm -rf "$d/$n"
+  mknod "$d/$n" c 0 0
+done
+`;
+
+/**
+ * busybox cannot set trusted.overlay.opaque, but overlayfs sets it on a directory made where
+ * a lower one was removed: such a directory is made in a scratch overlay on the same disk, given
+ * the original's owner and mode, filled with its entries (renames) and moved into its place.
+ */
+const FI_LOWER_OPAQUE = `#!/bin/sh
+# fi-lower-opaque ./DIR/.wh..wh..opq...: DIR becomes an opaque directory
+set -e
+s=/run/disk/opaque-scratch
+for f; do
+  d="\${f%/*}"
+  rm -f "$f"
+  [ "$d" != . ] || continue
+  rm -rf $s
+  mkdir -p $s/l/x $s/u $s/w $s/m
+  : > $s/l/x/f
+  mount -t overlay overlay -o lowerdir=$s/l,upperdir=$s/u,workdir=$s/w $s/m
+  rm -rf $s/m/x
+  mkdir $s/m/x
+  umount $s/m
+  chown "$(stat -c %u:%g "$d")" $s/u/x
+  chmod "$(stat -c %a "$d")" $s/u/x
+  find "$d" -mindepth 1 -maxdepth 1 -exec mv {} $s/u/x/ \\;
+  rmdir "$d"
+  mv $s/u/x "$d"
+done
+rm -rf $s
+`;
+
 const FI_WHITEOUT = `#!/bin/sh
 # fi-whiteout FILE...: overlay whiteouts (char 0/0) become OCI whiteout files .wh.NAME
 set -e
@@ -87,27 +130,34 @@ export UPPER
 mkdir $UPPER /run/disk/work
 lowers=
 i=0
-while [ $i -lt $LOWERS ]; do
-  mkdir -p /run/lower/$i
-  mount -t 9p -o $ninep,ro,cache=loose lower$i /run/lower/$i || die "cannot mount lower dir $i"
-  lowers="$lowers\${lowers:+:}/run/lower/$i"
+for form in $LOWER_FORMS; do
+  mkdir -p /run/share/$i
+  mount -t 9p -o $ninep,ro,cache=loose lower$i /run/share/$i || die "cannot mount lower dir $i"
+  l=/run/share/$i
+  if [ "$form" = tar ]; then
+    l=/run/disk/lower/$i
+    mkdir -p $l
+    tar -x --numeric-owner -f /run/share/$i/layer.tar -C $l || die "cannot unpack lower dir $i (its layer.tar) onto the disk: is diskSize large enough?"
+    cd $l
+    find . -name '.wh.*' ! -name '.wh..wh.*' -exec /bin/fi-lower-whiteout {} + || die "cannot convert the whiteouts of lower dir $i"
+    find . -name '.wh..wh..opq' -exec /bin/fi-lower-opaque {} + || die "cannot convert the opaque dirs of lower dir $i"
+    find . -name '.wh..wh.*' -exec rm -rf {} + || die "cannot remove the aufs metadata of lower dir $i"
+    cd /
+  fi
+  lowers="$lowers\${lowers:+:}$l"
   i=$((i+1))
 done
-if [ -z "$lowers" ]; then mkdir -p /run/lower/empty; lowers=/run/lower/empty; fi
-mount -t overlay overlay -o lowerdir=$lowers,upperdir=$UPPER,workdir=/run/disk/work,redirect_dir=off,index=off,metacopy=off,xino=off /mnt || die "cannot mount the overlay"
+# The mount points the image may lack, as the bottom lower: the upper dir only gets what the
+# script changed (the namespace runner does the same).
+mkdir -p /run/skel/proc /run/skel/dev /run/skel/tmp "/run/skel$STORE_DIR"
+mount -t overlay overlay -o lowerdir=$lowers\${lowers:+:}/run/skel,upperdir=$UPPER,workdir=/run/disk/work,redirect_dir=off,index=off,metacopy=off,xino=off /mnt || die "cannot mount the overlay"
 mkdir -p /run/store
 mount -t 9p -o $ninep,ro,cache=loose store /run/store || die "cannot mount the store"
-
-# Mount points missing from the image are made for the run and removed from the upper dir after.
-created=
-need() { if [ ! -e "/mnt$1" ] && [ ! -L "/mnt$1" ]; then mkdir "/mnt$1" || die "cannot create mount point $1"; created="$1 $created"; fi; }
-need /proc
-need /dev
-need /tmp
-p=
-for c in $(echo "$STORE_DIR" | tr / ' '); do p="$p/$c"; need "$p"; done
+for d in /proc /dev /tmp "$STORE_DIR"; do
+  [ -d "/mnt$d" ] && [ ! -L "/mnt$d" ] || die "cannot mount $d: $d in the image is not a directory"
+done
 mount -t proc proc /mnt/proc
-mount -t tmpfs -o mode=0755 dev /mnt/dev
+mount -t tmpfs -o mode=0755,size=1024k dev /mnt/dev
 mknod -m 0666 /mnt/dev/null c 1 3
 mknod -m 0666 /mnt/dev/zero c 1 5
 mknod -m 0666 /mnt/dev/full c 1 7
@@ -125,12 +175,13 @@ mount -t tmpfs -o mode=1777 shm /mnt/dev/shm
 mount -t tmpfs -o mode=1777 tmp /mnt/tmp
 mount --bind /run/store "/mnt$STORE_DIR"
 mount -o remount,ro,bind "/mnt$STORE_DIR"
+hostname "$GUEST_HOSTNAME"
 ip link set lo up
 if [ "$NETWORK" = 1 ]; then
   ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2 || die "cannot configure the network"
 fi
 cp /xchg/script /mnt/tmp/.fetch-image-script
-chmod 0755 /mnt/tmp/.fetch-image-script
+chmod 0500 /mnt/tmp/.fetch-image-script
 stty -F /dev/ttyS1 raw -echo
 
 say stage:script
@@ -142,9 +193,10 @@ sleep 0.2
 for t in /dev/pts /dev/shm /dev /proc /tmp "$STORE_DIR" ""; do
   umount "/mnt$t" 2>/dev/null || { sleep 0.5; umount "/mnt$t"; } || die "cannot unmount /mnt$t (the script left something running or mounted there)"
 done
-for d in $created; do rmdir "$UPPER$d" 2>/dev/null || true; done
 
 cd $UPPER
+w=$(find . -name '.wh.*' | head -n 1)
+[ -z "$w" ] || die "the script created a name starting with .wh. (reserved for layer whiteouts): \${w#./}"
 find . -type d -exec /bin/fi-mkprobe {} + || die "cannot build the probe tree"
 REL= /bin/fi-opaque || die "cannot find the opaque directories"
 find . -type c -exec /bin/fi-whiteout {} + || die "cannot convert the whiteouts"
@@ -165,6 +217,8 @@ export const GUEST_SCRIPTS: Readonly<Record<string, string>> = {
   'bin/fi-mark-opaque': FI_MARK_OPAQUE,
   'bin/fi-mkprobe': FI_MKPROBE,
   'bin/fi-whiteout': FI_WHITEOUT,
+  'bin/fi-lower-whiteout': FI_LOWER_WHITEOUT,
+  'bin/fi-lower-opaque': FI_LOWER_OPAQUE,
 };
 
 /** A word for sh: single-quoted, with embedded quotes closed and reopened. */
@@ -175,9 +229,13 @@ export function shQuote(s: string): string {
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const STORE_DIR = /^(\/[A-Za-z0-9._+-]+)+$/;
 
+export type GuestLowerForm = 'tree' | 'tar';
+
 export interface GuestJob {
   storeDir: string;
-  lowers: number;
+  /** Top first: a tree shared as it is, or a dir with layer.tar to unpack in the guest. */
+  lowers: GuestLowerForm[];
+  hostname: string;
   network: boolean;
   env: Record<string, string>;
 }
@@ -191,7 +249,13 @@ export function renderJob(job: GuestJob): { 'job.sh': string; 'run.sh': string }
     return shQuote(`${k}=${v}`);
   });
   return {
-    'job.sh': `STORE_DIR=${shQuote(job.storeDir)}\nLOWERS=${job.lowers}\nNETWORK=${job.network ? 1 : 0}\n`,
+    'job.sh': [
+      `STORE_DIR=${shQuote(job.storeDir)}`,
+      `LOWER_FORMS=${shQuote(job.lowers.join(' '))}`,
+      `GUEST_HOSTNAME=${shQuote(job.hostname)}`,
+      `NETWORK=${job.network ? 1 : 0}`,
+      '',
+    ].join('\n'),
     'run.sh': `exec /bin/env -i ${env.join(' ')} /bin/chroot /mnt /tmp/.fetch-image-script\n`,
   };
 }

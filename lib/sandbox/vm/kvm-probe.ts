@@ -27,6 +27,7 @@ export interface KvmProbeOptions {
   /** This boot's id (default /proc/sys/kernel/random/boot_id): the answer holds until a reboot. */
   bootId?: string;
   qemu?: string;
+  signal?: AbortSignal;
 }
 
 interface CacheRecord { bootId: string; device: string; accel: Accel; reason: string }
@@ -90,6 +91,7 @@ export async function probeKvm(opts: KvmProbeOptions): Promise<KvmAnswer> {
   if (hit) return { accel: hit.accel, reason: hit.reason, cached: true };
 
   const answer = await probeOnce(device, opts);
+  if (opts.signal?.aborted) throw new Error('the KVM probe was interrupted');
   const keep = records.filter((r) => r.bootId === bootId && r.device !== device);
   try {
     mkdirSync(dirname(cacheFile), { recursive: true });
@@ -110,7 +112,7 @@ async function probeOnce(device: string, opts: KvmProbeOptions): Promise<{ accel
   const started = Date.now();
   const run = await runGuest(
     { kernel: opts.kernel, initrd: opts.initrd, accel: 'kvm', memoryMiB: 128, mode: 'probe', shares: [], network: false },
-    { timeoutMs, ...(opts.qemu ? { qemu: opts.qemu } : {}), ...(wrap ? { wrap } : {}) },
+    { timeoutMs, ...(opts.qemu ? { qemu: opts.qemu } : {}), ...(wrap ? { wrap } : {}), ...(opts.signal ? { signal: opts.signal } : {}) },
   );
   if (run.stage === 'done') return { accel: 'kvm', reason: `a KVM guest booted in ${Date.now() - started} ms` };
   if (run.timedOut) return { accel: 'tcg', reason: `a KVM guest did not boot within ${timeoutMs / 1000} s` };

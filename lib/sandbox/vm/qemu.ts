@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { MARK } from './guest-init.js';
@@ -71,7 +71,8 @@ export interface GuestRun {
 export interface RunGuestOptions {
   timeoutMs: number;
   signal?: AbortSignal;
-  onOutput?: (line: string) => void;
+  /** The script's output (the guest's second serial port), as it comes. */
+  onOutput?: (chunk: Buffer) => void;
   onStage?: (stage: GuestStage) => void;
   qemu?: string;
   /** Prefix the QEMU command (e.g. a namespace wrapper); argv[0] of the result is run. */
@@ -82,13 +83,12 @@ const CONSOLE_TAIL = 40;
 
 /**
  * Boots the guest and waits until QEMU exits: the stage follows the markers /init prints on the
- * console, the script's output arrives on the second serial port. QEMU is killed on timeout,
- * on abort, and when this process gets SIGINT or SIGTERM.
+ * console, the script's output arrives on the second serial port. QEMU is killed on timeout
+ * and on abort (the caller turns SIGINT/SIGTERM into an abort).
  */
 export async function runGuest(config: GuestConfig, opts: RunGuestOptions): Promise<GuestRun> {
   let output: OutputServer | undefined;
-  const lines = new LineSplitter((l) => opts.onOutput?.(l));
-  if (config.outputSocket) output = await listenForOutput(config.outputSocket, lines);
+  if (config.outputSocket) output = await listenForOutput(config.outputSocket, (b) => opts.onOutput?.(b));
   const argv = [opts.qemu ?? QEMU, ...qemuArgs(config)];
   const full = opts.wrap ? opts.wrap(argv) : argv;
   const child = spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -123,7 +123,6 @@ export async function runGuest(config: GuestConfig, opts: RunGuestOptions): Prom
   };
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   if (opts.signal?.aborted) onAbort();
-  const untrap = trapSignals(child);
   try {
     run.exit = await new Promise((resolve, reject) => {
       child.once('error', (e) => reject(new Error(`cannot start ${full[0]}: ${e.message} (apt-get install qemu-system-x86)`)));
@@ -132,40 +131,22 @@ export async function runGuest(config: GuestConfig, opts: RunGuestOptions): Prom
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
-    untrap();
     kill();
   }
   await output?.drained();
   output?.server.close();
   consoleLines.end();
-  lines.end();
   return run;
-}
-
-/** Kills `child` when this process is told to stop, then lets the signal do what it would have. */
-function trapSignals(child: ChildProcess): () => void {
-  const handler = (sig: NodeJS.Signals): void => {
-    child.kill('SIGKILL');
-    untrap();
-    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-  };
-  const untrap = (): void => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return untrap;
 }
 
 interface OutputServer { server: Server; drained: () => Promise<void> }
 
-function listenForOutput(path: string, lines: LineSplitter): Promise<OutputServer> {
+function listenForOutput(path: string, onData: (b: Buffer) => void): Promise<OutputServer> {
   return new Promise((resolve, reject) => {
     const closed: Promise<void>[] = [];
     const server = createServer((sock: Socket) => {
       closed.push(new Promise((done) => sock.once('close', () => done())));
-      sock.on('data', (b: Buffer) => lines.push(b));
+      sock.on('data', onData);
       sock.on('error', () => undefined);
     });
     server.once('error', reject);
