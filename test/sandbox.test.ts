@@ -270,6 +270,58 @@ test('a lower dir in tar form is refused by the namespace sandbox with what to d
   assert.ok(e instanceof SandboxError);
 });
 
+test('an abort signal stops the stage: nothing left running', async () => {
+  if (!ready()) return;
+  const ctl = new AbortController();
+  const req = await request('echo started\nsleep 98761\n', { signal: ctl.signal, onOutput: () => ctl.abort(new Error('stopped by the caller')) });
+  await rejects(() => runRootStage('namespace', req), /stopped by the caller/);
+  assert.equal(processesWith('98761'), []);
+  assert.equal(workDirs(), []);
+});
+
+test('a name the script makes with the .wh. prefix is refused: a layer cannot hold it', async () => {
+  if (!ready()) return;
+  await rejects(async () => runRootStage('namespace', await request('touch /etc/.wh.sneaky\n')), /the script created a name starting with \.wh\..*etc\/\.wh\.sneaky/);
+});
+
+test('a missing #! interpreter is a setup error that says so', async () => {
+  if (!ready()) return;
+  const req = await request('');
+  await rejects(() => runRootStage('namespace', { ...req, script: '#!/no/such/shell\ntrue\n' }), /cannot start the script \(is its #! interpreter in the image\?\)/);
+});
+
+test('no base layers: a plain directory (copyToRoot contents) as the only lower', async () => {
+  if (!ready()) return;
+  const root = join(tmp.path, 'plain-root');
+  busyboxRoot(root);
+  const req = await request('ls /bin/busybox && echo made > /made\n');
+  const r = await runRootStage('namespace', { ...req, lowerDirs: [root] });
+  assert.is(r.exitCode, 0, r.outputTail.join('\n'));
+  assert.equal([...listTree(req.upperDir).keys()], ['made']);
+});
+
+test("without root: prepareLowerDir keeps the tar (tar form); 'auto' picks vm, 'namespace' says to use vm", async () => {
+  if (!ready()) return;
+  const dir = join(tmp.path, 'as-nobody');
+  mkdirSync(dir);
+  chmodSync(tmp.path, 0o755);
+  chownSync(dir, 65534, 65534);
+  const layer = tarLayer(join(tmp.path, 'src-base'), join(dir, 'layer-in.tar'));
+  chmodSync(layer, 0o644);
+  const lib = join(fileURLToPath(new URL('.', import.meta.url)), '../lib/sandbox/index.js');
+  const program = `const s = await import(${JSON.stringify(lib)});
+await s.prepareLowerDir(${JSON.stringify(layer)}, ${JSON.stringify(join(dir, 'lower'))});
+console.log(await s.chooseSandbox('auto'));
+try { await s.chooseSandbox('namespace'); } catch (e) { console.log(e.message); }`;
+  const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', program]).toString();
+  const [auto, refusal] = out.trim().split('\n');
+  assert.is(auto, 'vm');
+  assert.match(refusal ?? '', /runs as root only .*use --sandbox vm/);
+  assert.is(readFileSync(join(dir, 'lower', LOWER_FORM_MARKER), 'utf8'), 'tar\n');
+  assert.ok(readFileSync(join(dir, 'lower/layer.tar')).equals(readFileSync(layer)));
+  assert.is(lstatSync(join(dir, 'lower/layer.tar')).uid, 65534);
+});
+
 test('starts in milliseconds', async () => {
   if (!ready()) return;
   const times: number[] = [];

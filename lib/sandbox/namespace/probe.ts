@@ -22,8 +22,7 @@ async function probe(): Promise<NamespaceAccess> {
     const user = userInfo().username;
     return {
       ok: false,
-      reason: `the namespace sandbox needs root here (user '${user}' is not); run as root, or use --sandbox vm (no root needed). ` +
-        `Subordinate ids (/etc/subuid, /etc/subgid entries such as '${user}:100000:65536') are what a user namespace would map`,
+      reason: `the namespace sandbox runs as root only (user '${user}' is not root): run the build as root, or use --sandbox vm, which needs no root`,
     };
   }
   const dir = await mkdtemp(join(tmpdir(), 'fetch-image-ns-probe-'));

@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readLowerForm } from '../lower-form.js';
 import { OutputTail } from '../output.js';
-import { python3 } from '../python.js';
+import { nulFields, python3 } from '../python.js';
 import { stopOnSignal } from '../signals.js';
 import { RootStageTimeoutError, SANDBOX_HOSTNAME, SandboxError, type RootStageRequest, type RootStageResult } from '../types.js';
 import { upperToTarForm } from '../upper-form.js';
@@ -21,7 +21,7 @@ import { SETUP_PY } from './setup-py.js';
  *               bottom lower: they need not be created in the merged tree, so the upper dir
  *               (the layer) only holds what the script changed
  *   u           symlink to the upper dir;  w/  overlay's workdir;  m/  the merged root
- *   script, config.json   read by the setup before pivot_root
+ *   script, config   read by the setup before pivot_root (config: NUL-separated fields)
  * All mounts are made inside a private mount namespace: when its last process ends they are
  * gone, whatever happened to us, so teardown is killing the processes and removing this dir.
  */
@@ -41,6 +41,7 @@ export async function runNamespaceStage(req: RootStageRequest): Promise<RootStag
     trees.push(resolve(lower.tree));
   }
   const upper = resolve(req.upperDir);
+  if ((await readdir(upper)).length > 0) throw new SandboxError(`the upper dir '${upper}' must be empty`);
   const base = await mkdtemp(join(dirname(upper), `.${basename(upper)}.ns-`));
   const stop = new AbortController();
   let release = (): void => undefined;
@@ -76,17 +77,14 @@ async function layOut(base: string, trees: string[], upper: string, req: RootSta
   await mkdir(join(base, 'm'));
   await writeFile(join(base, 'script'), req.script, { mode: 0o500 });
   await chmod(join(base, 'script'), 0o500);
-  const config = {
-    lowers: lowers.length,
-    userxattr: false,
-    devices: 'mknod',
-    storeReal: resolve(req.storeDir.real),
-    storeLogical: logical,
-    hostname: SANDBOX_HOSTNAME,
-    network: req.network,
-    env: req.env,
-  };
-  await writeFile(join(base, 'config.json'), JSON.stringify(config));
+  for (const [k, v] of Object.entries(req.env)) {
+    if (k === '' || k.includes('=') || k.includes('\0') || v.includes('\0')) throw new SandboxError(`environment variable '${k}' cannot be passed to the script (empty name, '=' or NUL)`);
+  }
+  const config = [
+    lowers.length, 0, 'mknod', resolve(req.storeDir.real), logical, SANDBOX_HOSTNAME, req.network ? 1 : 0,
+    ...Object.entries(req.env).flat(),
+  ];
+  await writeFile(join(base, 'config'), nulFields(config));
 }
 
 interface Exit {
