@@ -1,5 +1,6 @@
 // What runs inside the guest: /init (PID 1, busybox sh) and its helper scripts. These texts are
 // part of the initrd's cache key, so any change here builds a new initrd.
+import { SandboxError } from '../types.js';
 
 /** Lines the guest prints on its console (ttyS0) to tell the host where it is. */
 export const MARK = '@@fetch-image:';
@@ -226,7 +227,6 @@ export function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const STORE_DIR = /^(\/[A-Za-z0-9._+-]+)+$/;
 
 export type GuestLowerForm = 'tree' | 'tar';
@@ -242,10 +242,10 @@ export interface GuestJob {
 
 /** The files the host writes into the exchange share: job.sh (sourced by /init) and run.sh. */
 export function renderJob(job: GuestJob): { 'job.sh': string; 'run.sh': string } {
-  if (!STORE_DIR.test(job.storeDir)) throw new Error(`vm sandbox: the store dir '${job.storeDir}' must be an absolute path of letters, digits and . _ + -`);
+  if (!STORE_DIR.test(job.storeDir)) throw new SandboxError(`vm sandbox: the store dir '${job.storeDir}' must be an absolute path of letters, digits and . _ + -`);
   const env = Object.entries(job.env).map(([k, v]) => {
-    if (!ENV_NAME.test(k)) throw new Error(`vm sandbox: environment variable name '${k}' is not a valid name`);
-    if (v.includes('\0')) throw new Error(`vm sandbox: environment variable ${k} contains a NUL byte`);
+    // env(1) takes any NAME=VALUE word, as execve does
+    if (k === '' || k.includes('=') || k.includes('\0') || v.includes('\0')) throw new SandboxError(`environment variable '${k}' cannot be passed to the script (empty name, '=' or NUL)`);
     return shQuote(`${k}=${v}`);
   });
   return {

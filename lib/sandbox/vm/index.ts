@@ -1,7 +1,7 @@
 // The vm runner of the root stage: QEMU with the Debian kernel and our own initrd, KVM when it
 // works, TCG when not. Needs no root.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readLowerForm } from '../lower-form.js';
@@ -51,6 +51,7 @@ async function guestLowers(dirs: readonly string[]): Promise<{ share: string; fo
 
 /** Runs the root stage in a VM; the upper dir comes back in tar form in `req.upperDir`. */
 export async function runVmRootStage(req: RootStageRequest, opts: VmOptions = {}): Promise<RootStageResult> {
+  if (readdirSync(req.upperDir).length > 0) throw new SandboxError(`the upper dir '${req.upperDir}' must be empty`);
   const kernel = findKernel(req.kernel);
   const lowers = await guestLowers(req.lowerDirs);
   const initrd = await ensureInitrd({ kernel }, req.storeDir);

@@ -10,6 +10,7 @@ import { LocalStore, makeStorePath } from '../../store/index.js';
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, writeNewc, type CpioMember } from './cpio.js';
 import { GUEST_SCRIPTS } from './guest-init.js';
 import { GUEST_MODULES, builtinModules, loadModuleIndex, resolveModules, type Kernel } from './kernel.js';
+import { SandboxError } from '../types.js';
 
 /** Bumped when the initrd's layout changes in a way the other key parts do not show. */
 const INITRD_FORMAT = 1;
@@ -33,7 +34,7 @@ export async function readModule(path: string): Promise<Buffer> {
   }
   if (path.endsWith('.ko.xz')) return unxz(raw);
   if (path.endsWith('.ko.gz')) return gunzipSync(raw);
-  throw new Error(`kernel module '${path}': unknown compression`);
+  throw new SandboxError(`kernel module '${path}': unknown compression`);
 }
 
 // Loaded on first use: Debian's modules are plain .ko, and the addon costs start-up time.
@@ -59,7 +60,7 @@ export async function planInitrd(inputs: InitrdInputs): Promise<InitrdPlan> {
   try {
     accessSync(busyboxPath, constants.R_OK);
   } catch {
-    throw new Error(`vm sandbox: no static busybox at ${busyboxPath} (apt-get install busybox-static)`);
+    throw new SandboxError(`vm sandbox: no static busybox at ${busyboxPath} (apt-get install busybox-static)`);
   }
   const busybox = readFileSync(busyboxPath);
   const mods = resolveModules(loadModuleIndex(kernel.modulesDir), inputs.modules ?? GUEST_MODULES, builtinModules(kernel.modulesDir));

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { SandboxError } from '../types.js';
 
 /**
  * The guest's kernel modules, by module name. The Debian kernel builds all of these as modules:
@@ -48,11 +49,11 @@ export function findKernel(explicit?: string, opts: { bootDir?: string; modulesR
   const bootDir = opts.bootDir ?? '/boot';
   const modulesRoot = opts.modulesRoot ?? '/lib/modules';
   if (explicit) {
-    if (!existsSync(explicit)) throw new Error(`kernel '${explicit}' does not exist (give a /boot/vmlinuz-<version> file)`);
+    if (!existsSync(explicit)) throw new SandboxError(`kernel '${explicit}' does not exist (give a /boot/vmlinuz-<version> file)`);
     const version = kernelVersionOf(explicit);
-    if (!version) throw new Error(`kernel '${explicit}': cannot tell its version (expected a name like vmlinuz-6.1.0-57-amd64)`);
+    if (!version) throw new SandboxError(`kernel '${explicit}': cannot tell its version (expected a name like vmlinuz-6.1.0-57-amd64)`);
     const modulesDir = join(modulesRoot, version);
-    if (!existsSync(join(modulesDir, 'modules.dep'))) throw new Error(`kernel '${explicit}': no modules at ${modulesDir} (install the matching linux-image package)`);
+    if (!existsSync(join(modulesDir, 'modules.dep'))) throw new SandboxError(`kernel '${explicit}': no modules at ${modulesDir} (install the matching linux-image package)`);
     return { image: explicit, version, modulesDir };
   }
   const found = (existsSync(bootDir) ? readdirSync(bootDir) : [])
@@ -60,7 +61,7 @@ export function findKernel(explicit?: string, opts: { bootDir?: string; modulesR
     .filter((k): k is { n: string; v: string } => k.v !== undefined && existsSync(join(modulesRoot, k.v, 'modules.dep')))
     .sort((a, b) => compareKernelVersions(b.v, a.v));
   const best = found[0];
-  if (!best) throw new Error(`no kernel for the vm sandbox: no ${bootDir}/vmlinuz-* with modules under ${modulesRoot} (apt-get install linux-image-amd64, or give --kernel)`);
+  if (!best) throw new SandboxError(`no kernel for the vm sandbox: no ${bootDir}/vmlinuz-* with modules under ${modulesRoot} (apt-get install linux-image-amd64, or give --kernel)`);
   return { image: join(bootDir, best.n), version: best.v, modulesDir: join(modulesRoot, best.v) };
 }
 
@@ -94,9 +95,9 @@ export function resolveModules(index: ModuleIndex, wanted: readonly string[], bu
   const visit = (raw: string, from: string): void => {
     const name = raw.replace(/-/g, '_');
     if (state.get(name) === 'done' || builtin.has(name)) return;
-    if (state.get(name) === 'visiting') throw new Error(`kernel modules: dependency cycle through '${name}'`);
+    if (state.get(name) === 'visiting') throw new SandboxError(`kernel modules: dependency cycle through '${name}'`);
     const entry = index.get(name);
-    if (!entry) throw new Error(`kernel module '${name}' (needed by ${from}) is not in modules.dep`);
+    if (!entry) throw new SandboxError(`kernel module '${name}' (needed by ${from}) is not in modules.dep`);
     state.set(name, 'visiting');
     for (const d of entry.deps) visit(d, name);
     state.set(name, 'done');

@@ -5,13 +5,14 @@ import { pipeline } from 'node:stream/promises';
 import {
   NEWC_HEADER_SIZE, NEWC_TRAILER, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, newcLayout, parseNewcFixed,
 } from './cpio.js';
+import { SandboxError } from '../types.js';
 
 /** A member name from the guest, checked: relative, no '.', '..' or empty components. */
 export function checkMemberName(raw: string): string | undefined {
   const name = raw.startsWith('./') ? raw.slice(2) : raw;
   if (name === '' || name === '.') return undefined;
   const parts = name.split('/');
-  if (name.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..')) throw new Error(`vm sandbox: unsafe name '${raw}' in the upper dir archive`);
+  if (name.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..')) throw new SandboxError(`vm sandbox: unsafe name '${raw}' in the upper dir archive`);
   return name;
 }
 
@@ -35,7 +36,7 @@ export async function extractUpper(archive: string, dest: string, opts: ExtractO
   try {
     for (;;) {
       const head = Buffer.alloc(NEWC_HEADER_SIZE);
-      if (readSync(fd, head, 0, NEWC_HEADER_SIZE, at) < NEWC_HEADER_SIZE) throw new Error('vm sandbox: the upper dir archive is truncated (no trailer)');
+      if (readSync(fd, head, 0, NEWC_HEADER_SIZE, at) < NEWC_HEADER_SIZE) throw new SandboxError('vm sandbox: the upper dir archive is truncated (no trailer)');
       const h = parseNewcFixed(head, at);
       const lay = newcLayout(at, h.nameSize, h.fileSize);
       const nameBuf = Buffer.alloc(h.nameSize);
@@ -99,7 +100,7 @@ export async function extractUpper(archive: string, dest: string, opts: ExtractO
           const args = type === S_IFIFO ? [path, 'p'] : [path, type === S_IFCHR ? 'c' : 'b', String(h.rdevMajor), String(h.rdevMinor)];
           const r = spawnSync('mknod', args, { encoding: 'utf8' });
           if (r.status !== 0) {
-            throw new Error(`vm sandbox: cannot create ${type === S_IFIFO ? 'FIFO' : 'device node'} '${name}' from the script on the host: ${(r.stderr || r.error?.message || '').trim()}`
+            throw new SandboxError(`vm sandbox: cannot create ${type === S_IFIFO ? 'FIFO' : 'device node'} '${name}' from the script on the host: ${(r.stderr || r.error?.message || '').trim()}`
               + (type === S_IFIFO ? '' : ' (device nodes need a root caller)'));
           }
           finish();
@@ -108,7 +109,7 @@ export async function extractUpper(archive: string, dest: string, opts: ExtractO
         case S_IFSOCK:
           break; // a tar layer cannot hold sockets (GNU tar skips them too)
         default:
-          throw new Error(`vm sandbox: '${name}' in the upper dir archive has an unknown file type (mode ${h.mode.toString(8)})`);
+          throw new SandboxError(`vm sandbox: '${name}' in the upper dir archive has an unknown file type (mode ${h.mode.toString(8)})`);
       }
     }
     // Links whose data never came: all empty files.
