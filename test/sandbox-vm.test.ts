@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -181,6 +181,25 @@ test('a guest that does not finish booting in time is killed; the message names 
   assert.ok(e instanceof SandboxError);
   assert.equal(qemuProcesses(), []);
   assert.equal(vmWorkDirs(), []);
+});
+
+const SIGNAL_CHILD = fileURLToPath(new URL('./helpers/vm-signal-child.js', import.meta.url));
+
+test('SIGTERM while the guest boots: QEMU is killed, the temp disk and work dir are removed, the process ends by the signal', async () => {
+  if (!ready()) return;
+  const req = request(await overlayLowers(), 'sleep 1000\n', { timeoutMs: 600_000 });
+  const before = vmWorkDirs();
+  const child = spawn(process.execPath, [SIGNAL_CHILD, JSON.stringify(req)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+  const t0 = Date.now();
+  while (qemuProcesses().length === 0 && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 100));
+  assert.is(qemuProcesses().length, 1, 'QEMU started');
+  assert.is(vmWorkDirs().length, before.length + 1);
+  child.kill('SIGTERM');
+  const exit = await ended;
+  assert.equal(exit, { code: null, signal: 'SIGTERM' });
+  assert.equal(qemuProcesses(), []);
+  assert.equal(vmWorkDirs(), before);
 });
 
 const TEST_USER = `fi-vm-${process.pid}`;
