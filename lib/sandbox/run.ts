@@ -1,11 +1,12 @@
 import { runNamespaceStage } from './namespace/runner.js';
+import { runVmRootStage } from './vm/index.js';
 import { namespaceAccess } from './namespace/probe.js';
 import { SandboxError, type RootStageRequest, type RootStageResult, type SandboxKind } from './types.js';
 
 type Runner = (req: RootStageRequest) => Promise<RootStageResult>;
 
 /** The runner of each sandbox; the VM runner (vm/) adds itself here. */
-const RUNNERS: Partial<Record<SandboxKind, Runner>> = { namespace: runNamespaceStage };
+const RUNNERS: Partial<Record<SandboxKind, Runner>> = { namespace: runNamespaceStage, vm: (req) => runVmRootStage(req) };
 
 export async function runRootStage(kind: SandboxKind, req: RootStageRequest): Promise<RootStageResult> {
   const runner = RUNNERS[kind];

@@ -37,6 +37,8 @@ export interface RootStageRequest {
   kernel?: string;
   /** The script's stdout and stderr, line by line. */
   onOutput?: (line: string) => void;
+  /** One-line notes for the user (vm: the fallback to TCG when KVM does not work). */
+  onNote?: (line: string) => void;
   signal?: AbortSignal;
 }
 
