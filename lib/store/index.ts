@@ -11,4 +11,5 @@ export type { Lock } from './lock.js';
 export { canonicalise, removeTree, writeFileAtomic, fsyncDir } from './fsutil.js';
 export { BlobCache } from './blob-cache.js';
 export { ContentIndex } from './content-index.js';
+export { LayerTreeCache } from './layer-tree-cache.js';
 export type { ContentRange } from './content-index.js';

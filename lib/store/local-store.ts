@@ -6,6 +6,7 @@ import { Hash, hashFile, parseHash } from '../hash/index.js';
 import { dumpPath, restoreNar } from '../nar/index.js';
 import { acquireLock, type Lock } from './lock.js';
 import { ContentIndex } from './content-index.js';
+import { LayerTreeCache } from './layer-tree-cache.js';
 import { canonicalise, canonicaliseAll, fsyncDir, removeTree, writeFileAtomic } from './fsutil.js';
 import { DEFAULT_STORE_DIR, contentAddress, isStorePath, makeFixedOutputPath, makeTextPath, parseStorePath, type ContentMethod } from './path.js';
 import { ReferenceScanner } from './references.js';
@@ -376,7 +377,10 @@ export class LocalStore {
     if (!opts.dryRun) {
       for (const p of dead) await this.deleteUnchecked(p);
       await this.removeLeftovers();
-      new ContentIndex(this).prune();
+      const index = new ContentIndex(this);
+      index.prune();
+      // Cached base-layer trees (runAsRoot lower dirs) of layers no valid archive holds any more.
+      await new LayerTreeCache(this).prune((diffId) => index.lookup(diffId) !== undefined);
     }
     return { dead, bytesFreed };
   }
