@@ -131,6 +131,16 @@ test('deleting a base file (whiteout) and rm -rf + mkdir of a base dir (opaque):
   } finally {
     await pm.unmountAll();
   }
+  // The base's layer trees are cached beside the store, reused by the next build, and gc-able.
+  const layers = join(t.path, 's1/nix/var/fetch-image/layers');
+  const trees = readdirSync(layers).filter((n) => /^[0-9a-f]{64}$/.test(n));
+  assert.is(trees.length, 1, 'one tree per base layer');
+  const made = statSync(join(layers, trees[0]!)).ino;
+  const again = writeSpec(join(t.path, 'again.json'), { name: 'again', fromImage: pin, compressor: 'none', runAsRoot: '#!/bin/sh\ntouch /again\n' });
+  await build(join(t.path, 's1'), again);
+  assert.is(statSync(join(layers, trees[0]!)).ino, made, 'reused, not unpacked again');
+  await ok(join(t.path, 's1'), ['store', 'gc']);
+  assert.equal(readdirSync(layers).filter((n) => !n.startsWith('.')), [], 'no valid archive holds the layer any more');
 });
 
 test('a failing script: exit code and last lines shown, store unchanged; --keep-failed keeps the upper dir; network and /nix/store writes fail', async () => {
