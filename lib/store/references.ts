@@ -21,8 +21,17 @@ export class ReferenceScanner {
 
   update(chunk: Uint8Array): void {
     if (this.wanted.size === this.found.size) return;
-    // Keep the last 31 bytes of the previous chunk in front, so a hash split between chunks is seen.
-    const buf = this.tail.length ? Buffer.concat([this.tail, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    // A hash split between chunks: scan the seam (the previous chunk's last 31 bytes and this
+    // chunk's first 31) on its own, so the chunk itself is scanned in place, never copied.
+    if (this.tail.length) this.scan(Buffer.concat([this.tail, buf.subarray(0, HASH_PART_LENGTH - 1)]));
+    this.scan(buf);
+    const keep = Math.min(HASH_PART_LENGTH - 1, buf.length);
+    const tail = Buffer.concat([this.tail, buf.subarray(buf.length - keep)]);
+    this.tail = Buffer.from(tail.subarray(Math.max(0, tail.length - (HASH_PART_LENGTH - 1))));
+  }
+
+  private scan(buf: Buffer): void {
     const last = buf.length - HASH_PART_LENGTH;
     let i = 0;
     while (i <= last) {
@@ -38,8 +47,6 @@ export class ReferenceScanner {
       if (path !== undefined) this.found.add(path);
       i++;
     }
-    const keep = Math.min(HASH_PART_LENGTH - 1, buf.length);
-    this.tail = Buffer.from(buf.subarray(buf.length - keep));
   }
 
   /** The candidates found so far, sorted. */
