@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, linkSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, writeNewc } from '../lib/sandbox/vm/cpio.js';
 import { renderJob, shQuote } from '../lib/sandbox/vm/guest-init.js';
@@ -71,6 +71,32 @@ test('GNU cpio -H newc output is unpacked by our reader: hard links, devices, ow
   assert.is(lstatSync(join(out, 'empty1')).ino, lstatSync(join(out, 'empty2')).ino);
   assert.is(readFileSync(join(out, 'd/sub/b'), 'utf8'), 'shared');
   assert.is(lstatSync(join(out, 'd/sub')).mtimeMs, Math.floor(lstatSync(join(src, 'd/sub')).mtimeMs / 1000) * 1000);
+});
+
+test('a hostile archive from the guest cannot write through a symlink or read the host through one', async () => {
+  const outside = join(tmp.path, 'outside');
+  mkdirSync(outside);
+  const evil = join(tmp.path, 'evil.cpio');
+  writeFileSync(evil, writeNewc([
+    { name: 'a', mode: S_IFLNK | 0o777, data: Buffer.from(outside) },
+    { name: 'a/x', mode: S_IFREG | 0o644, data: Buffer.from('pwned') },
+  ]));
+  const dest = join(tmp.path, 'evil-dest');
+  mkdirSync(dest);
+  await rejects(() => extractUpper(evil, dest, { owners: false }), /refusing 'a\/x' in the upper dir archive: 'a' is not a directory/);
+  assert.equal(readdirSync(outside), []);
+  const dirOverLink = join(tmp.path, 'evil2.cpio');
+  writeFileSync(dirOverLink, writeNewc([
+    { name: 'a', mode: S_IFLNK | 0o777, data: Buffer.from(outside) },
+    { name: 'a', mode: S_IFDIR | 0o777 },
+  ]));
+  const dest2 = join(tmp.path, 'evil-dest2');
+  mkdirSync(dest2);
+  await rejects(() => extractUpper(dirOverLink, dest2, { owners: false }), /EEXIST/);
+  assert.is(lstatSync(outside).mode & 0o777, 0o755);
+  const linked = join(tmp.path, 'linked.cpio');
+  symlinkSync(evil, linked);
+  await rejects(() => extractUpper(linked, join(tmp.path, 'evil-dest'), { owners: false }), /ELOOP/);
 });
 
 test('names from the guest that leave the upper dir are refused', () => {

@@ -1,7 +1,7 @@
 // The vm runner of the root stage: QEMU with the Debian kernel and our own initrd, KVM when it
 // works, TCG when not. Needs no root.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readLowerForm } from '../lower-form.js';
@@ -107,7 +107,7 @@ export async function runVmRootStage(req: RootStageRequest, opts: VmOptions = {}
       const last = run.consoleTail.slice(-5).join(' | ');
       throw new SandboxError(`the vm sandbox stopped while ${where} (QEMU exit ${run.exit.code ?? run.exit.signal})${last ? `: ${last}` : ''}`);
     }
-    const exitCode = Number(readFileSync(join(xchg, 'exit-code'), 'utf8').trim());
+    const exitCode = Number(readGuestFile(join(xchg, 'exit-code')).trim());
     if (!Number.isInteger(exitCode)) throw new SandboxError('the vm sandbox did not report the script\'s exit code');
     await extractUpper(join(xchg, 'upper.cpio'), req.upperDir, { owners: await isRealRoot() });
     return { exitCode, outputTail, kind: 'vm', accel };
@@ -117,6 +117,17 @@ export async function runVmRootStage(req: RootStageRequest, opts: VmOptions = {}
     initrd.dispose();
     release();
     stopped?.();
+  }
+}
+
+/** A small file the guest wrote into the exchange share (never through a symlink it made). */
+function readGuestFile(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const buf = Buffer.alloc(64);
+    return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -132,9 +132,9 @@ export async function runGuest(config: GuestConfig, opts: RunGuestOptions): Prom
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
     kill();
+    await output?.drained();
+    output?.server.close();
   }
-  await output?.drained();
-  output?.server.close();
   consoleLines.end();
   return run;
 }
