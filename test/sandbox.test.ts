@@ -54,7 +54,7 @@ async function lowers(): Promise<string[]> {
 
 async function request(script: string, extra: Partial<RootStageRequest> = {}): Promise<RootStageRequest> {
   const upperDir = join(tmp.path, `upper-${++runs}`);
-  mkdirSync(upperDir);
+  mkdirSync(upperDir, 0o700); // as a caller's mkdtemp makes it
   return {
     lowerDirs: await lowers(), upperDir, storeDir: { real: STORE, logical: '/nix/store' },
     script: `#!/bin/sh\nset -e\n${script}`, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', SOURCE_DATE_EPOCH: '315532800' },
@@ -103,6 +103,23 @@ test('prepareLowerDir keeps owners, modes, times, devices and links, and turns O
   assert.is(lstatSync(join(out, 'root/a')).mtimeMs, 1_000_000_000);
 });
 
+test("prepareLowerDir gives GNU tar's tree (tar -xp --numeric-owner as root) for the host's /etc and /usr/sbin", async () => {
+  if (!ready()) return;
+  const layer = join(tmp.path, 'host.tar');
+  execFileSync('tar', ['--numeric-owner', '-C', '/', '-cf', layer, 'etc', 'usr/sbin']);
+  const gnu = join(tmp.path, 'host-gnu');
+  mkdirSync(gnu);
+  execFileSync('tar', ['--numeric-owner', '-xpf', layer, '-C', gnu]);
+  const ours = join(tmp.path, 'host-ours');
+  await prepareLowerDir(layer, ours);
+  // type, owner, mode, mtime (s), size, link count, link target; '.' and the implicit usr/ are no members
+  const describe = (root: string): string[] => execFileSync('find', ['.', '-mindepth', '1', '-not', '-path', './usr', '-printf', '%p %y %U:%G %m %Ts %s %n %l\\n'], { cwd: root })
+    .toString().split('\n').sort();
+  const expected = describe(gnu);
+  assert.ok(expected.length > 500);
+  assert.equal(describe(join(ours, 'root')), expected);
+});
+
 test('prepareLowerDir refuses a member outside the dir and leaves nothing', async () => {
   if (!ready()) return;
   const { encodeTarHeader } = await import('../lib/image/index.js');
@@ -110,6 +127,9 @@ test('prepareLowerDir refuses a member outside the dir and leaves nothing', asyn
   const path = join(tmp.path, 'bad.tar');
   writeFileSync(path, bad);
   await rejects(() => prepareLowerDir(path, join(tmp.path, 'lower-bad')), /refusing archive entry '\.\.\/evil'/);
+  const dotdot = Buffer.concat([encodeTarHeader({ name: 'a/.wh...', type: 'file', size: 0 }), Buffer.alloc(1024)]);
+  writeFileSync(path, dotdot);
+  await rejects(() => prepareLowerDir(path, join(tmp.path, 'lower-bad')), /refusing archive entry 'a\/\.wh\.\.\.': it is a whiteout of no name, of \. or of \.\./);
   assert.equal(readdirSync(tmp.path).filter((n) => n.includes('lower-bad')), []);
 });
 
@@ -129,7 +149,7 @@ test('changes over two layers: whiteouts, opaque dirs, owners and devices; read-
     'mkdir /home && touch /home/u && chown 1000:1000 /home/u',
     'mknod /realdev c 1 3',
     'echo scratch > /tmp/scratch',
-    'test "$(hostname)" = localhost && test "$(id -u)" = 0',
+    'test "$(hostname)" = localhost && test "$(id -u)" = 0 && test "$(stat -c %a:%u /)" = 755:0',
     'env | sort',
   ].join('\n'));
   const lines: string[] = [];
@@ -152,7 +172,10 @@ test('changes over two layers: whiteouts, opaque dirs, owners and devices; read-
 
 test('a failing script: its exit code and the last 20 lines', async () => {
   if (!ready()) return;
+  const before = mountinfo();
   const r = await runRootStage('namespace', await request('for i in $(seq 1 30); do echo line $i; done\necho to stderr >&2\nexit 7\n'));
+  assert.is(mountinfo(), before);
+  assert.equal(workDirs(), []);
   assert.is(r.exitCode, 7);
   assert.is(r.outputTail.length, 20);
   assert.is(r.outputTail[0], 'line 12');
@@ -199,31 +222,33 @@ test('a hung script is killed at the timeout with everything it started; no moun
   assert.equal(workDirs(), []);
 });
 
-test('SIGTERM to the Node process running a stage: its processes die, no mounts or work dirs left', async () => {
-  if (!ready()) return;
-  const before = mountinfo();
-  const req = await request('echo started\n(sleep 98763 &)\nsleep 98762\n');
-  const reqFile = join(tmp.path, 'req.json');
-  writeFileSync(reqFile, JSON.stringify(req));
-  const fixture = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures/sandbox-stage.js');
-  const child = spawn(process.execPath, [fixture, reqFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('out: started')) resolve();
+for (const [sig, marker] of [['SIGTERM', '98762'], ['SIGINT', '98760']] as const) {
+  test(`${sig} to the Node process running a stage: its processes die, no mounts or work dirs left`, async () => {
+    if (!ready()) return;
+    const before = mountinfo();
+    const req = await request(`echo started\n(sleep ${marker}1 &)\nsleep ${marker}\n`);
+    const reqFile = join(tmp.path, 'req.json');
+    writeFileSync(reqFile, JSON.stringify(req));
+    const fixture = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures/sandbox-stage.js');
+    const child = spawn(process.execPath, [fixture, reqFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('out: started')) resolve();
+      });
+      child.once('close', () => reject(new Error(`the fixture ended before the stage started: ${out}`)));
     });
-    child.once('close', () => reject(new Error(`the fixture ended before the stage started: ${out}`)));
+    for (let i = 0; i < 100 && processesWith(marker).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(processesWith(marker).length > 0, 'the stage has started its sleep');
+    const ended = new Promise<NodeJS.Signals | null>((resolve) => child.once('close', (_code, signal) => resolve(signal)));
+    child.kill(sig);
+    assert.is(await ended, sig);
+    assert.equal(processesWith(marker), []);
+    assert.is(mountinfo(), before);
+    assert.equal(workDirs(), []);
   });
-  for (let i = 0; i < 100 && processesWith('98762').length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(processesWith('98762').length > 0, 'the stage has started its sleep');
-  const ended = new Promise<NodeJS.Signals | null>((resolve) => child.once('close', (_code, signal) => resolve(signal)));
-  child.kill('SIGTERM');
-  assert.is(await ended, 'SIGTERM');
-  assert.equal(processesWith('9876'), []);
-  assert.is(mountinfo(), before);
-  assert.equal(workDirs(), []);
-});
+}
 
 test("the seed's example: ${shadowSetup}, groupadd, useradd, mkdir, chown with the host's shadow tools", async () => {
   if (!ready() || !havePeer('useradd')) return;

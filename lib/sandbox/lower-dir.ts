@@ -79,7 +79,10 @@ class LowerTree implements EntrySink {
         return;
       }
       if (base.subarray(0, AUFS_META_PREFIX.length).equals(AUFS_META_PREFIX)) return;
-      const hidden = [...dirParts, base.subarray(WHITEOUT_PREFIX.length)];
+      const hiddenName = base.subarray(WHITEOUT_PREFIX.length);
+      const text = hiddenName.toString('latin1');
+      if (text === '' || text === '.' || text === '..') throw new RefusedEntryError(entry.name, 'it is a whiteout of no name, of . or of ..');
+      const hidden = [...dirParts, hiddenName];
       this.ops.set(keyOf(hidden), { op: 'mknod', path: this.safe.clearFor(entry.name, hidden), device: { type: 'char', major: 0, minor: 0 }, meta });
       return;
     }

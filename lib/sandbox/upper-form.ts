@@ -1,3 +1,4 @@
+import { chmod, chown, stat } from 'node:fs/promises';
 import { runPython } from './python.js';
 import { SandboxError } from './types.js';
 
@@ -69,4 +70,16 @@ export async function upperToTarForm(upperDir: string): Promise<TarFormCounts> {
   const m = /^(\d+) (\d+)\s*$/.exec(out);
   if (!m) throw new SandboxError(`converting the upper dir '${upperDir}': unexpected helper output '${out.trim()}'`);
   return { whiteouts: Number(m[1]), opaqueDirs: Number(m[2]) };
+}
+
+/**
+ * Before the run: overlayfs gives the merged root the upper dir's owner and mode, so the upper
+ * dir takes those of the top lower's root (root 0755 without lowers), as a copy-up would; a
+ * caller's 0700 temp dir would lock other users out of / inside, and both sandboxes must give
+ * the layer's root entry the same bytes.
+ */
+export async function upperRootLikeTopLower(upperDir: string, topLowerTree: string | undefined): Promise<void> {
+  const st = topLowerTree === undefined ? { uid: 0, gid: 0, mode: 0o755 } : await stat(topLowerTree);
+  await chown(upperDir, st.uid, st.gid);
+  await chmod(upperDir, st.mode & 0o7777);
 }

@@ -7,7 +7,7 @@ import { OutputTail } from '../output.js';
 import { nulFields, python3 } from '../python.js';
 import { stopOnSignal } from '../signals.js';
 import { RootStageTimeoutError, SANDBOX_HOSTNAME, SandboxError, type RootStageRequest, type RootStageResult } from '../types.js';
-import { upperToTarForm } from '../upper-form.js';
+import { upperRootLikeTopLower, upperToTarForm } from '../upper-form.js';
 import { namespaceAccess } from './probe.js';
 import { SETUP_PY } from './setup-py.js';
 
@@ -30,6 +30,7 @@ import { SETUP_PY } from './setup-py.js';
 const SIGNAL_EXIT_BASE = 128;
 
 export async function runNamespaceStage(req: RootStageRequest): Promise<RootStageResult> {
+  req.signal?.throwIfAborted();
   const access = await namespaceAccess();
   if (!access.ok) throw new SandboxError(access.reason);
   const trees: string[] = [];
@@ -42,21 +43,21 @@ export async function runNamespaceStage(req: RootStageRequest): Promise<RootStag
   }
   const upper = resolve(req.upperDir);
   if ((await readdir(upper)).length > 0) throw new SandboxError(`the upper dir '${upper}' must be empty`);
+  await upperRootLikeTopLower(upper, trees[0]);
   const base = await mkdtemp(join(dirname(upper), `.${basename(upper)}.ns-`));
   const stop = new AbortController();
-  let release = (): void => undefined;
   const run = (async () => {
     await layOut(base, trees, upper, req);
     return await spawnStage(base, req, stop.signal);
   })().finally(() => rm(base, { recursive: true, force: true }));
-  release = stopOnSignal(async () => {
+  const release = stopOnSignal(async () => {
     stop.abort(new SandboxError('the runAsRoot stage was interrupted by a signal'));
     await run.catch(() => undefined);
   });
   try {
-    const exitCode = await run;
+    const exit = await run;
     await upperToTarForm(upper);
-    return { ...exitCode, kind: 'namespace' };
+    return { ...exit, kind: 'namespace' };
   } finally {
     release();
   }
@@ -115,6 +116,7 @@ function spawnStage(base: string, req: RootStageRequest, stopped: AbortSignal): 
     const onAbort = (): void => killStage(child);
     req.signal?.addEventListener('abort', onAbort, { once: true });
     stopped.addEventListener('abort', onAbort, { once: true });
+    if (stopped.aborted || req.signal?.aborted) onAbort(); // stopped while the work dir was laid out
     child.on('error', (e) => {
       clearTimeout(timer);
       rejectRun(new SandboxError(`cannot start the namespace sandbox (setpriv/unshare from util-linux): ${e.message}`));
