@@ -66,7 +66,11 @@ export async function extractUpper(archive: string, dest: string, opts: ExtractO
       at = lay.next;
       if (rawName === NEWC_TRAILER) break;
       const name = checkMemberName(rawName);
-      if (name === undefined) continue;
+      if (name === undefined) {
+        // the upper dir's root: its owner and mode as the script left them
+        if ((h.mode & S_IFMT) === S_IFDIR) dirs.unshift({ path: dest, mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, mtime: h.mtime });
+        continue;
+      }
       entries++;
       checkParents(dest, name);
       const path = join(dest, name);
