@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readLowerForm } from '../lower-form.js';
 import { OutputTail } from '../output.js';
+import { isRealRoot } from '../privilege.js';
 import { stopOnSignal } from '../signals.js';
 import { RootStageTimeoutError, SANDBOX_HOSTNAME, SandboxError, type RootStageRequest, type RootStageResult } from '../types.js';
 import { renderJob, type GuestLowerForm } from './guest-init.js';
@@ -14,7 +15,6 @@ import { findKernel } from './kernel.js';
 import { probeKvm, type KvmProbeOptions } from './kvm-probe.js';
 import { describeStage, runGuest, type Accel, type GuestStage, type Share } from './qemu.js';
 import { extractUpper } from './upper.js';
-import { isRealRoot } from '../privilege.js';
 
 export { findKernel } from './kernel.js';
 export { ensureInitrd, planInitrd, buildInitrd } from './initrd.js';
