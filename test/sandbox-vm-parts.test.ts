@@ -5,7 +5,7 @@ import { chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, s
 import { join } from 'node:path';
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, writeNewc } from '../lib/sandbox/vm/cpio.js';
 import { renderJob, shQuote } from '../lib/sandbox/vm/guest-init.js';
-import { planInitrd } from '../lib/sandbox/vm/initrd.js';
+import { planInitrd, readModule } from '../lib/sandbox/vm/initrd.js';
 import { GUEST_MODULES, findKernel, loadModuleIndex, parseModulesDep, resolveModules } from '../lib/sandbox/vm/kernel.js';
 import { probeKvm } from '../lib/sandbox/vm/kvm-probe.js';
 import { qemuArgs } from '../lib/sandbox/vm/qemu.js';
@@ -118,6 +118,18 @@ test('the kernel and its modules: dependencies from modules.dep, loaded dependen
     assert.ok(order.indexOf(dep) >= 0 && order.indexOf(dep) < order.indexOf(mod), `${dep} before ${mod}: ${order.join(' ')}`);
   }
   assert.throws(() => findKernel(join(tmp.path, 'vmlinuz-0.0')), /does not exist/);
+});
+
+test('compressed modules (.ko.xz, .ko.zst, .ko.gz) are decompressed for busybox insmod', async () => {
+  const original = Buffer.from('\x7fELF' + 'module bytes '.repeat(1000));
+  const ko = join(tmp.path, 'm.ko');
+  writeFileSync(ko, original);
+  for (const [tool, ext] of [['xz', 'xz'], ['zstd', 'zst'], ['gzip', 'gz']] as const) {
+    if (!havePeer(tool)) continue;
+    execFileSync(tool, ['-k', '-q', '-f', ko]);
+    assert.ok((await readModule(`${ko}.${ext}`)).equals(original), ext);
+  }
+  assert.ok((await readModule(ko)).equals(original));
 });
 
 test('the initrd key follows its inputs', async () => {
