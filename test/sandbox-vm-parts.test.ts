@@ -1,11 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, linkSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, writeNewc } from '../lib/sandbox/vm/cpio.js';
 import { renderJob, shQuote } from '../lib/sandbox/vm/guest-init.js';
-import { planInitrd } from '../lib/sandbox/vm/initrd.js';
+import { planInitrd, readModule } from '../lib/sandbox/vm/initrd.js';
 import { GUEST_MODULES, findKernel, loadModuleIndex, parseModulesDep, resolveModules } from '../lib/sandbox/vm/kernel.js';
 import { probeKvm } from '../lib/sandbox/vm/kvm-probe.js';
 import { qemuArgs } from '../lib/sandbox/vm/qemu.js';
@@ -73,6 +73,32 @@ test('GNU cpio -H newc output is unpacked by our reader: hard links, devices, ow
   assert.is(lstatSync(join(out, 'd/sub')).mtimeMs, Math.floor(lstatSync(join(src, 'd/sub')).mtimeMs / 1000) * 1000);
 });
 
+test('a hostile archive from the guest cannot write through a symlink or read the host through one', async () => {
+  const outside = join(tmp.path, 'outside');
+  mkdirSync(outside);
+  const evil = join(tmp.path, 'evil.cpio');
+  writeFileSync(evil, writeNewc([
+    { name: 'a', mode: S_IFLNK | 0o777, data: Buffer.from(outside) },
+    { name: 'a/x', mode: S_IFREG | 0o644, data: Buffer.from('pwned') },
+  ]));
+  const dest = join(tmp.path, 'evil-dest');
+  mkdirSync(dest);
+  await rejects(() => extractUpper(evil, dest, { owners: false }), /refusing 'a\/x' in the upper dir archive: 'a' is not a directory/);
+  assert.equal(readdirSync(outside), []);
+  const dirOverLink = join(tmp.path, 'evil2.cpio');
+  writeFileSync(dirOverLink, writeNewc([
+    { name: 'a', mode: S_IFLNK | 0o777, data: Buffer.from(outside) },
+    { name: 'a', mode: S_IFDIR | 0o777 },
+  ]));
+  const dest2 = join(tmp.path, 'evil-dest2');
+  mkdirSync(dest2);
+  await rejects(() => extractUpper(dirOverLink, dest2, { owners: false }), /EEXIST/);
+  assert.is(lstatSync(outside).mode & 0o777, 0o755);
+  const linked = join(tmp.path, 'linked.cpio');
+  symlinkSync(evil, linked);
+  await rejects(() => extractUpper(linked, join(tmp.path, 'evil-dest'), { owners: false }), /ELOOP/);
+});
+
 test('names from the guest that leave the upper dir are refused', () => {
   assert.is(checkMemberName('./etc/passwd'), 'etc/passwd');
   assert.is(checkMemberName('.'), undefined);
@@ -92,6 +118,18 @@ test('the kernel and its modules: dependencies from modules.dep, loaded dependen
     assert.ok(order.indexOf(dep) >= 0 && order.indexOf(dep) < order.indexOf(mod), `${dep} before ${mod}: ${order.join(' ')}`);
   }
   assert.throws(() => findKernel(join(tmp.path, 'vmlinuz-0.0')), /does not exist/);
+});
+
+test('compressed modules (.ko.xz, .ko.zst, .ko.gz) are decompressed for busybox insmod', async () => {
+  const original = Buffer.from('\x7fELF' + 'module bytes '.repeat(1000));
+  const ko = join(tmp.path, 'm.ko');
+  writeFileSync(ko, original);
+  for (const [tool, ext] of [['xz', 'xz'], ['zstd', 'zst'], ['gzip', 'gz']] as const) {
+    if (!havePeer(tool)) continue;
+    execFileSync(tool, ['-k', '-q', '-f', ko]);
+    assert.ok((await readModule(`${ko}.${ext}`)).equals(original), ext);
+  }
+  assert.ok((await readModule(ko)).equals(original));
 });
 
 test('the initrd key follows its inputs', async () => {

@@ -148,9 +148,13 @@ for form in $LOWER_FORMS; do
   lowers="$lowers\${lowers:+:}$l"
   i=$((i+1))
 done
+mkdir -p /run/skel/proc /run/skel/dev /run/skel/tmp "/run/skel$STORE_DIR"
+# The upper root takes the top lower's owner and mode, as in the namespace runner.
+top=\${lowers%%:*}
+chown "$(stat -c %u:%g "\${top:-/run/skel}")" $UPPER
+chmod "$(stat -c %a "\${top:-/run/skel}")" $UPPER
 # The mount points the image may lack, as the bottom lower: the upper dir only gets what the
 # script changed (the namespace runner does the same).
-mkdir -p /run/skel/proc /run/skel/dev /run/skel/tmp "/run/skel$STORE_DIR"
 mount -t overlay overlay -o lowerdir=$lowers\${lowers:+:}/run/skel,upperdir=$UPPER,workdir=/run/disk/work,redirect_dir=off,index=off,metacopy=off,xino=off /mnt || die "cannot mount the overlay"
 mkdir -p /run/store
 mount -t 9p -o $ninep,ro,cache=loose store /run/store || die "cannot mount the store"
@@ -203,7 +207,7 @@ REL= /bin/fi-opaque || die "cannot find the opaque directories"
 find . -type c -exec /bin/fi-whiteout {} + || die "cannot convert the whiteouts"
 if find . -name '*
 *' | grep -q .; then die "a file name in the layer contains a newline (the vm sandbox cannot copy it back; use --sandbox namespace)"; fi
-find . -mindepth 1 | cpio -o -H newc > /xchg/upper.cpio 2>/run/cpio.err || die "cannot archive the upper dir: $(cat /run/cpio.err)"
+find . | cpio -o -H newc > /xchg/upper.cpio 2>/run/cpio.err || die "cannot archive the upper dir: $(cat /run/cpio.err)"
 cd /
 umount /xchg
 say done

@@ -1,11 +1,12 @@
 // The vm runner of the root stage: QEMU with the Debian kernel and our own initrd, KVM when it
 // works, TCG when not. Needs no root.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readLowerForm } from '../lower-form.js';
 import { OutputTail } from '../output.js';
+import { isRealRoot } from '../privilege.js';
 import { stopOnSignal } from '../signals.js';
 import { RootStageTimeoutError, SANDBOX_HOSTNAME, SandboxError, type RootStageRequest, type RootStageResult } from '../types.js';
 import { renderJob, type GuestLowerForm } from './guest-init.js';
@@ -14,7 +15,6 @@ import { findKernel } from './kernel.js';
 import { probeKvm, type KvmProbeOptions } from './kvm-probe.js';
 import { describeStage, runGuest, type Accel, type GuestStage, type Share } from './qemu.js';
 import { extractUpper } from './upper.js';
-import { isRealRoot } from '../privilege.js';
 
 export { findKernel } from './kernel.js';
 export { ensureInitrd, planInitrd, buildInitrd } from './initrd.js';
@@ -107,7 +107,7 @@ export async function runVmRootStage(req: RootStageRequest, opts: VmOptions = {}
       const last = run.consoleTail.slice(-5).join(' | ');
       throw new SandboxError(`the vm sandbox stopped while ${where} (QEMU exit ${run.exit.code ?? run.exit.signal})${last ? `: ${last}` : ''}`);
     }
-    const exitCode = Number(readFileSync(join(xchg, 'exit-code'), 'utf8').trim());
+    const exitCode = Number(readGuestFile(join(xchg, 'exit-code')).trim());
     if (!Number.isInteger(exitCode)) throw new SandboxError('the vm sandbox did not report the script\'s exit code');
     await extractUpper(join(xchg, 'upper.cpio'), req.upperDir, { owners: await isRealRoot() });
     return { exitCode, outputTail, kind: 'vm', accel };
@@ -117,6 +117,17 @@ export async function runVmRootStage(req: RootStageRequest, opts: VmOptions = {}
     initrd.dispose();
     release();
     stopped?.();
+  }
+}
+
+/** A small file the guest wrote into the exchange share (never through a symlink it made). */
+function readGuestFile(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const buf = Buffer.alloc(64);
+    return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -2,6 +2,7 @@ import { accessSync, constants, mkdirSync, readFileSync, statSync } from 'node:f
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../store/index.js';
+import { SandboxError } from '../types.js';
 import { runGuest, type Accel } from './qemu.js';
 
 export const KVM_DEVICE = '/dev/kvm';
@@ -91,7 +92,7 @@ export async function probeKvm(opts: KvmProbeOptions): Promise<KvmAnswer> {
   if (hit) return { accel: hit.accel, reason: hit.reason, cached: true };
 
   const answer = await probeOnce(device, opts);
-  if (opts.signal?.aborted) throw new Error('the KVM probe was interrupted');
+  if (opts.signal?.aborted) throw new SandboxError('the runAsRoot stage was interrupted by a signal (during the KVM probe)');
   const keep = records.filter((r) => r.bootId === bootId && r.device !== device);
   try {
     mkdirSync(dirname(cacheFile), { recursive: true });

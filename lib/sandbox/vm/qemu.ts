@@ -16,6 +16,7 @@ const STAGE_TEXT: Record<GuestStage, string> = {
   done: 'powering off',
 };
 export const describeStage = (s: GuestStage): string => STAGE_TEXT[s];
+const isStage = (s: string): s is GuestStage => Object.hasOwn(STAGE_TEXT, s);
 
 export interface Share { tag: string; path: string; readonly: boolean }
 
@@ -98,7 +99,8 @@ export async function runGuest(config: GuestConfig, opts: RunGuestOptions): Prom
     const at = line.indexOf(MARK);
     if (at >= 0) {
       const what = line.slice(at + MARK.length).trim();
-      if (what.startsWith('stage:')) run.stage = what.slice(6) as GuestStage;
+      const stage = what.startsWith('stage:') ? what.slice(6) : undefined;
+      if (stage !== undefined && isStage(stage)) run.stage = stage;
       else if (what === 'done' || what === 'ready') run.stage = 'done';
       else if (what.startsWith('error:')) run.error = what.slice(6);
       opts.onStage?.(run.stage);
@@ -132,9 +134,9 @@ export async function runGuest(config: GuestConfig, opts: RunGuestOptions): Prom
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);
     kill();
+    await output?.drained();
+    output?.server.close();
   }
-  await output?.drained();
-  output?.server.close();
   consoleLines.end();
   return run;
 }

@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, createReadStream, createWriteStream, linkSync, lchownSync, lutimesSync, mkdirSync, chmodSync, openSync, readSync, symlinkSync } from 'node:fs';
+import { chmodSync, closeSync, constants, createReadStream, createWriteStream, linkSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
   NEWC_HEADER_SIZE, NEWC_TRAILER, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, newcLayout, parseNewcFixed,
 } from './cpio.js';
+import { errnoCode } from '../../unpack/index.js';
 import { SandboxError } from '../types.js';
 
 /** A member name from the guest, checked: relative, no '.', '..' or empty components. */
@@ -14,6 +15,26 @@ export function checkMemberName(raw: string): string | undefined {
   const parts = name.split('/');
   if (name.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..')) throw new SandboxError(`vm sandbox: unsafe name '${raw}' in the upper dir archive`);
   return name;
+}
+
+/**
+ * The guest is not trusted (a root script can leave its chroot and write the archive itself):
+ * nothing may be written through a symlink, so every parent of a member must be a real
+ * directory that this archive made or `dest` itself.
+ */
+function checkParents(dest: string, name: string): void {
+  const parts = name.split('/');
+  let at = dest;
+  for (const p of parts.slice(0, -1)) {
+    at = join(at, p);
+    let st;
+    try {
+      st = lstatSync(at);
+    } catch {
+      throw new SandboxError(`vm sandbox: '${name}' in the upper dir archive comes before its directory`);
+    }
+    if (!st.isDirectory()) throw new SandboxError(`vm sandbox: refusing '${name}' in the upper dir archive: '${parts.slice(0, parts.indexOf(p) + 1).join('/')}' is not a directory`);
+  }
 }
 
 export interface ExtractOptions {
@@ -27,7 +48,7 @@ export interface ExtractOptions {
  * mode, owner and time after their contents are in, deepest first.
  */
 export async function extractUpper(archive: string, dest: string, opts: ExtractOptions): Promise<{ entries: number }> {
-  const fd = openSync(archive, 'r');
+  const fd = openSync(archive, constants.O_RDONLY | constants.O_NOFOLLOW);
   const dirs: { path: string; mode: number; uid: number; gid: number; mtime: number }[] = [];
   // Hard links: newc writers put the data on the last link; earlier ones have size 0.
   const links = new Map<string, { written?: string; pending: string[]; attrs?: { uid: number; gid: number; perm: number; mtime: number } }>();
@@ -45,8 +66,13 @@ export async function extractUpper(archive: string, dest: string, opts: ExtractO
       at = lay.next;
       if (rawName === NEWC_TRAILER) break;
       const name = checkMemberName(rawName);
-      if (name === undefined) continue;
+      if (name === undefined) {
+        // the upper dir's root: its owner and mode as the script left them
+        if ((h.mode & S_IFMT) === S_IFDIR) dirs.unshift({ path: dest, mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, mtime: h.mtime });
+        continue;
+      }
       entries++;
+      checkParents(dest, name);
       const path = join(dest, name);
       const type = h.mode & S_IFMT;
       const perm = h.mode & 0o7777;
@@ -62,7 +88,11 @@ export async function extractUpper(archive: string, dest: string, opts: ExtractO
       };
       switch (type) {
         case S_IFDIR:
-          mkdirSync(path, { recursive: true });
+          try {
+            mkdirSync(path);
+          } catch (e) {
+            if (errnoCode(e) !== 'EEXIST' || !lstatSync(path).isDirectory()) throw e;
+          }
           dirs.push({ path, mode: perm, uid: h.uid, gid: h.gid, mtime: h.mtime });
           break;
         case S_IFREG: {
