@@ -146,7 +146,7 @@ test('deleting a base file (whiteout) and rm -rf + mkdir of a base dir (opaque):
 test('a failing script: exit code and last lines shown, store unchanged; --keep-failed keeps the upper dir; network and /nix/store writes fail', async () => {
   if (!ready()) return;
   const pin = await debianLikePin();
-  const store = join(t.path, 's1');
+  const store = join(t.path, 's2'); // the first test's: the base is valid there
   const before = await ok(store, ['store', 'ls']);
   const fail = writeSpec(join(t.path, 'fail.json'), {
     name: 'fail', fromImage: pin, runAsRoot: '#!/bin/sh\nfor i in $(seq 1 30); do echo line $i; done\ntouch /made-it\nexit 3\n',
