@@ -207,6 +207,11 @@ test('an empty base (fromImage null): busybox-static from copyToRoot is the imag
   } finally {
     await pm.unmountAll();
   }
+  // ${shadowSetup} in extraCommands (no runAsRoot): the layer directory's ./etc, with POSIX tests for sh.
+  const xc = writeSpec(join(t.path, 'xc.json'), { name: 'xc', copyToRoot: ['./bb'], compressor: 'none', extraCommands: '${shadowSetup}' });
+  const rx = await build(join(t.path, 's1'), xc);
+  const lx = newLayer(rx.path, join(t.path, 'x5'));
+  for (const n of ['etc/passwd', 'etc/shadow', 'etc/group', 'etc/gshadow', 'etc/pam.d/other', 'etc/login.defs']) assert.ok(lx.names.includes(n), `${n} in ${lx.names.join(' ')}`);
 });
 
 test.after(async () => {
