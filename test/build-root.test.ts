@@ -179,6 +179,13 @@ test('a failing script: exit code and last lines shown, store unchanged; --keep-
     await http.close();
   }
 
+  const hung = writeSpec(join(t.path, 'hung.json'), { name: 'hung', fromImage: pin, runAsRoot: '#!/bin/sh\nsleep 60\n' });
+  const started = Date.now();
+  const rh = await fi(store, ['build', hung, '--timeout', '2', '--sandbox', 'namespace']);
+  assert.is(rh.code, 1);
+  assert.match(rh.stderr.toString(), /did not finish within 2 s and was killed; raise --timeout/);
+  assert.ok(Date.now() - started < 30_000, 'stopped at the timeout');
+
   const writeStore = writeSpec(join(t.path, 'store-write.json'), { name: 'sw', fromImage: pin, runAsRoot: '#!/bin/sh\necho x > /nix/store/evil\n' });
   const rs = await fi(store, ['build', writeStore]);
   assert.is(rs.code, 1);
