@@ -268,6 +268,8 @@ test('keepContentsDirlinks: false copies directory symlinks as directories (rsyn
     symlinkSync(`${hello.storePath}/share`, join(env, 'share'));
     symlinkSync(`${hello.storePath}/bin/hello`, join(env, 'bin/hello'));
     symlinkSync('usr/lib', join(env, 'lib'));
+    symlinkSync('/etc', join(env, 'host-etc'));
+    symlinkSync('../..', join(env, 'outside'));
     mkdirSync(join(env, 'usr/lib'), { recursive: true });
     writeFileSync(join(env, 'usr/lib/a'), 'a');
     const extra = join(t.path, 'extra');
@@ -284,6 +286,8 @@ test('keepContentsDirlinks: false copies directory symlinks as directories (rsyn
     assert.is(c.get('lib/')?.type, '5');
     assert.is(c.get('lib/a')?.data.toString(), 'a');
     assert.is(c.get('lib/b')?.data.toString(), 'b');
+    assert.is(c.get('host-etc')?.type, '2', "this machine's /etc is not read");
+    assert.is(c.get('outside')?.type, '2', 'nor what lies outside the source');
 
     const kept = join(t.path, 'kept.tar');
     await writeImage(input(kept, { layer: { roots, closure: [hello], keepContentsDirlinks: true } }));

@@ -15,8 +15,9 @@ import {
  *   error naming both sources (rsync would replace the one and fail on the other);
  * - without keepContentsDirlinks (`-k`) a symlink that leads to a directory is copied as that
  *   directory (what buildEnv's directory symlinks become in nixpkgs' images). Absolute targets
- *   inside the store are followed through the closure's real locations; other absolute targets
- *   are not read from this machine (rsync would: impure) and stay symlinks;
+ *   inside the store are followed through the closure's real locations; a link that leads
+ *   anywhere else than the source or the closure is not read from this machine (rsync would:
+ *   impure) and stays a symlink;
  * - with keepContentsDirlinks (`-K`) a directory symlink already in the layer stays, and a later
  *   source's directory at that name is merged into where it leads, inside the layer.
  */
@@ -37,6 +38,8 @@ interface MergeContext {
   /** dev:ino of the real directories being walked, to stop at symlink loops. */
   walking: Set<string>;
   tree: DirNode;
+  /** The real directories a followed symlink may lead into: the current root and the closure. */
+  readable: string[];
 }
 
 const MAX_HOPS = 40;
@@ -48,13 +51,14 @@ export async function mergeRoots(
   const realOf = new Map(opts.closure.map((c) => [c.storePath, c.realPath]));
   for (const r of roots) if (r.storePath) realOf.set(r.storePath, r.dir);
   const tree = newDir(0o755, { uid: 0, gid: 0 }, 'layer root', false);
-  const ctx: MergeContext = { owner: opts.owner, keepDirlinks: opts.keepContentsDirlinks, storeDir: opts.storeDir, realOf, walking: new Set(), tree };
+  const ctx: MergeContext = { owner: opts.owner, keepDirlinks: opts.keepContentsDirlinks, storeDir: opts.storeDir, realOf, walking: new Set(), tree, readable: [] };
   for (const root of roots) {
     // Like rsync's `SRC/`: a root given as a symlink to a directory means that directory.
     const st = await stat(root.dir).catch((e: NodeJS.ErrnoException) => {
       throw new Error(`${root.label}: cannot read ${root.dir}: ${e.code ?? e.message}`);
     });
     if (!st.isDirectory()) throw new RootConflictError(`${root.label}: ${root.dir} is not a directory (only directories can be merged into the image root)`);
+    ctx.readable = [resolve(root.dir), ...[...realOf.values()].map((r) => resolve(r))];
     await mergeDir(ctx, root.dir, st, tree, '', root.label);
   }
   return tree;
@@ -144,13 +148,19 @@ async function directoryReferent(ctx: MergeContext, link: string): Promise<{ pat
   for (let hop = 0; hop < MAX_HOPS; hop++) {
     const st = await lstat(p).catch(() => null);
     if (!st) return null;
-    if (!st.isSymbolicLink()) return st.isDirectory() ? { path: p, st } : null;
+    if (!st.isSymbolicLink()) return st.isDirectory() && isReadable(ctx, p) ? { path: p, st } : null;
     const target = await readlink(p);
     const next = isAbsolute(target) ? realOfLogical(ctx, target) : resolve(dirname(p), target);
     if (next === null) return null;
     p = next;
   }
   return null;
+}
+
+// Only the sources and the closure are read: a link leading elsewhere on this machine stays a link.
+function isReadable(ctx: MergeContext, p: string): boolean {
+  const abs = resolve(p);
+  return ctx.readable.some((r) => abs === r || abs.startsWith(`${r}/`));
 }
 
 /**
