@@ -1,8 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { BuildSpecError } from '../../lib/build/spec-errors.js';
 import { BUILTIN_BUILDERS } from '../../lib/builders/builtins.js';
-import { DEFAULT_SOURCE_DATE_EPOCH, KEEP_FAILED_ENV_VAR, ROOT_TIMEOUT_ENV_VAR, SANDBOX_ENV_VAR, type BuildFormat } from '../../lib/builders/build-image-recipe.js';
-import { DEFAULT_ROOT_TIMEOUT_S } from '../../lib/builders/root-stage.js';
+import { DEFAULT_ROOT_TIMEOUT_S, DEFAULT_SOURCE_DATE_EPOCH, KEEP_FAILED_ENV_VAR, ROOT_TIMEOUT_ENV_VAR, SANDBOX_ENV_VAR, type BuildFormat } from '../../lib/builders/build-image-recipe.js';
 import { InputHashMismatch, executeBuildPlan, planBuild, type BuildPlan } from '../../lib/builders/build-plan.js';
 import type { LocalStore } from '../../lib/store/index.js';
 import { reportBuild, type BuildReportArgs } from '../build-report.js';

@@ -16,6 +16,8 @@ export const SANDBOX_ENV_VAR = 'FETCH_IMAGE_SANDBOX';
 /** --timeout (seconds) and --keep-failed for the root stage, carried the same way. */
 export const ROOT_TIMEOUT_ENV_VAR = 'FETCH_IMAGE_ROOT_TIMEOUT';
 export const KEEP_FAILED_ENV_VAR = 'FETCH_IMAGE_KEEP_FAILED';
+/** --timeout's default: an hour, as a TCG VM is slow; a hung script is still stopped. */
+export const DEFAULT_ROOT_TIMEOUT_S = 3600;
 
 /** The recipe's arguments, as the builder reads them back. */
 export interface BuildImageArgs {

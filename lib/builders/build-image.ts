@@ -8,8 +8,7 @@ import { outputPath, type Builder } from '../recipe/index.js';
 import { parseStorePath, type LocalStore } from '../store/index.js';
 import type { BuildImageArgs } from './build-image-recipe.js';
 import { writeBuildInfo, type BuildInfo } from './build-info.js';
-import { runAsRootLayer } from './run-as-root.js';
-import { expandShadowSetupForLayerDir } from './root-stage.js';
+import { expandShadowSetupForLayerDir } from './shadow-text.js';
 
 /** The base's real file: a docker-archive, compressed or not (the writer reads both). */
 function baseArchive(store: LocalStore, storePath: string): string {
@@ -43,6 +42,8 @@ export const buildImageBuilder: Builder = async (ctx) => {
   let layerRoots = sources;
   let owner: LayerInput['owner'] = { uid: a.uid, gid: a.gid };
   if (a.runAsRoot !== undefined) {
+    // Loaded only here: the sandbox code is not needed by builds without runAsRoot.
+    const { runAsRootLayer } = await import('./run-as-root.js');
     const dir = await runAsRootLayer(ctx, a, sources, base && a.fromImage ? { archive: base.archive, storePath: a.fromImage } : undefined, extraCommands);
     layerRoots = [{ dir, label: 'runAsRoot layer' }];
     owner = 'keep';

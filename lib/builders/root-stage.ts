@@ -10,9 +10,8 @@ import {
 } from '../sandbox/index.js';
 import { ContentIndex, LayerTreeCache, type LocalStore } from '../store/index.js';
 import { ImageView } from './image-view.js';
+import { posixTests } from './shadow-text.js';
 
-/** An hour: a TCG VM is slow, and a hung script is still stopped. */
-export const DEFAULT_ROOT_TIMEOUT_S = 3600;
 
 /** The cleared environment of the script (SPEC.md §9), as nixpkgs' VM gives it. */
 export function rootStageEnv(sourceDateEpoch: number): Record<string, string> {
@@ -91,21 +90,6 @@ export async function rootScript(i: RootScriptInput): Promise<string> {
   let setup = shadowSetup(i.version, shadowBin, shell);
   if (shell !== '/bin/bash') setup = posixTests(setup);
   return `#!${shell}\nset -e\n${i.runAsRoot.replaceAll('${shadowSetup}', setup)}`;
-}
-
-/** `[[ ! -f X ]]` → `[ ! -f X ]`: the same test for a POSIX sh (dash has no `[[`). */
-export function posixTests(text: string): string {
-  return text.replace(/\[\[ (.*?) \]\]/g, '[ $1 ]');
-}
-
-/**
- * `${shadowSetup}` in extraCommands, which /bin/sh runs on the host inside the layer directory:
- * the files go to the layer (`./etc/…`), never the host's /etc.
- */
-export function expandShadowSetupForLayerDir(text: string, version: ShadowSetupVersion): string {
-  if (!text.includes('${shadowSetup}')) return text;
-  const setup = posixTests(shadowSetup(version, null, '/bin/sh')).replaceAll(' /etc/', ' ./etc/');
-  return text.replaceAll('${shadowSetup}', setup);
 }
 
 export interface RunStageInput {

@@ -8,8 +8,8 @@ import { materialiseRoots, runExtraCommands, type RootSource } from '../build/in
 import type { BuildContext } from '../recipe/index.js';
 import type { SandboxKind } from '../sandbox/index.js';
 import { applyUpper } from './apply-upper.js';
-import { KEEP_FAILED_ENV_VAR, ROOT_TIMEOUT_ENV_VAR, SANDBOX_ENV_VAR, type BuildImageArgs } from './build-image-recipe.js';
-import { DEFAULT_ROOT_TIMEOUT_S, baseLowerDirs, rootScript, runBuildRootStage, viewOf } from './root-stage.js';
+import { DEFAULT_ROOT_TIMEOUT_S, KEEP_FAILED_ENV_VAR, ROOT_TIMEOUT_ENV_VAR, SANDBOX_ENV_VAR, type BuildImageArgs } from './build-image-recipe.js';
+import { baseLowerDirs, rootScript, runBuildRootStage, viewOf } from './root-stage.js';
 
 function chownTree(dir: string, uid: number, gid: number): void {
   lchownSync(dir, uid, gid);
