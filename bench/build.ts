@@ -7,7 +7,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeImage, pushImage } from '../store-fixtures/images/index.js';
 import { CLI_PATH } from '../test/helpers/cli.js';
-import { startRegistry } from '../test/helpers/registry.js';
+import { startRegistry, type Registry } from '../test/helpers/registry.js';
+import { shadowBaseEntries } from '../test/helpers/shadow-base.js';
 import { compare, type Comparison } from './measure.js';
 
 const CLI = `node ${CLI_PATH}`;
@@ -84,8 +85,49 @@ export async function benchBuild(work: string): Promise<Comparison[]> {
       'node -e 0',
       { runs: 9, target: '≤ +0.05 s' },
     ));
+    rows.push(await benchRunAsRoot(join(work, 'root'), reg));
   } finally {
     await reg.stop();
   }
   return rows;
+}
+
+/**
+ * Issue 15's case: the seed's shadow-basic runAsRoot on a Debian-like base (the host's
+ * groupadd/useradd with their libraries, busybox sh) in the namespace sandbox, against buildah's
+ * `RUN` of the same commands. Both keep the base unpacked between runs (our layer cache, buildah's
+ * vfs storage); each run starts from a store without the output.
+ */
+export async function benchRunAsRoot(work: string, reg: Registry): Promise<Comparison> {
+  mkdirSync(work, { recursive: true });
+  // Debian-sized: the tools, and a layer of 3,000 files / 90 MB (buildah's vfs driver copies the whole root file system).
+  const filler = Array.from({ length: 3000 }, (_, i) => ({ type: 'text' as const, path: `usr/share/doc/pkg${i % 60}/f${i}.txt`, size: 30_000, seed: i + 11 }));
+  const base = await makeImage(join(work, 'base-layout'), { layers: [{ entries: shadowBaseEntries() }, { entries: filler }], runConfig: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'] } }, 'v1');
+  await pushImage(base.dir, reg.port, 'bench/shadowbase', '12', { sourceTag: 'v1' });
+  const ref = `${reg.host}/bench/shadowbase:12`;
+  const ctx = join(work, 'ctx');
+  mkdirSync(ctx, { recursive: true });
+  writeFileSync(join(ctx, 'Containerfile'), `FROM ${ref}\nRUN groupadd -r redis && useradd -r -g redis redis && mkdir /data && chown redis:redis /data\n`);
+  const seed = join(work, 'seed-store');
+  const pin = JSON.parse(execSync(`${CLI} --store ${seed} --json pull --tls-verify=false ${ref}`).toString()) as Record<string, unknown>;
+  const spec = (name: string, runAsRoot: string) => JSON.stringify({ name, tag: 'v1', fromImage: { ...pin, tlsVerify: false }, runAsRoot, compressor: 'none' });
+  writeFileSync(join(ctx, 'spec.json'), spec('shadow-basic', '#!/bin/sh\n${shadowSetup}\ngroupadd -r redis\nuseradd -r -g redis redis\nmkdir /data\nchown redis:redis /data\n'));
+  // Another runAsRoot build on the same base fills the seed store's layer cache.
+  writeFileSync(join(ctx, 'warm.json'), spec('warm', '#!/bin/sh\ntrue\n'));
+  execSync(`cd ${ctx} && ${CLI} --store ${seed} build warm.json --sandbox namespace >/dev/null`);
+  const store = join(work, 'store');
+  const buildah = `buildah --root ${join(work, 'buildah-root')} --runroot ${join(work, 'buildah-run')} --storage-driver vfs`;
+  const out = join(work, 'buildah.tar');
+  execSync(`${buildah} pull -q --tls-verify=false ${ref}`, { stdio: 'ignore' });
+  const fresh = async () => {
+    rmSync(store, { recursive: true, force: true });
+    rmSync(out, { force: true });
+    execSync(`cp -a ${seed} ${store} && ${buildah} rmi -f shadow-basic:v1 >/dev/null 2>&1 || true; sync`);
+  };
+  return compare(
+    'build: runAsRoot shadow-basic (namespace) on a Debian-like base',
+    `cd ${ctx} && ${CLI} --store ${store} build spec.json --sandbox namespace >/dev/null`,
+    `cd ${ctx} && ${buildah} bud -q --isolation chroot --timestamp 1 --tls-verify=false -t shadow-basic:v1 -f Containerfile . >/dev/null && ${buildah} push -q shadow-basic:v1 docker-archive:${out}:shadow-basic:v1`,
+    { setup: fresh, target: '≤ 0.3×' },
+  );
 }

@@ -53,7 +53,7 @@ export async function tryBuildFast(argv: readonly string[]): Promise<boolean> {
   const store = openStore(a);
   let plan;
   try {
-    plan = await planBuild(store, a.spec, { format: a.format, sourceDateEpoch, rootStage: false, cachedLocalOnly: true });
+    plan = await planBuild(store, a.spec, { format: a.format, sourceDateEpoch, rootStage: true, cachedLocalOnly: true });
   } catch {
     return false; // the full command plans again and reports what is wrong
   }

@@ -283,7 +283,7 @@ test('bad specs: one line naming the file and the key, exit 1, the store unchang
       ['compressor.json', { name: 'x', compressor: 'xz' }, /^error: .*compressor\.json: compressor: expected one of none, gz, zstd/],
       ['env.json', { name: 'x', config: { Env: ['A=1', 'B'] } }, /^error: .*env\.json: config\.Env\[1\]: expected NAME=VALUE/],
       ['missing.json', { name: 'x', copyToRoot: ['./nowhere'] }, /^error: .*missing\.json: copyToRoot\[0\]: \.\/nowhere: no such file or directory/],
-      ['root.json', { name: 'x', runAsRoot: '#!/bin/sh\nid\n' }, /^error: .*root\.json: runAsRoot: runAsRoot needs the root-stage sandbox/],
+      ['root.json', { name: 'x', runAsRoot: '#!/bin/sh\nid\n' }, /^error: .*runAsRoot needs a shell in the image: neither \/bin\/sh nor \/bin\/bash/],
       ['net.json', { name: 'x', network: 'yes' }, /^error: .*net\.json: network: expected true or false/],
       ['pinkey.json', { name: 'x', fromImage: { imageName: 'a', imageDigest: 'sha256:' + '0'.repeat(64), hash: 'sha256-' + 'A'.repeat(43) + '=', tag: 'x' } }, /^error: .*pinkey\.json: fromImage\.tag: unknown key/],
       ['conflict.json', { name: 'x', copyToRoot: [storeA, storeB] }, /^error: .*conflict\.json: .*etc\/thing.*copyToRoot\[1\].*copyToRoot\[0\]|^error: .*conflict\.json: .*etc\/thing.*copyToRoot\[0\].*copyToRoot\[1\]/],

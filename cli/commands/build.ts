@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { BuildSpecError } from '../../lib/build/spec-errors.js';
 import { BUILTIN_BUILDERS } from '../../lib/builders/builtins.js';
-import { DEFAULT_SOURCE_DATE_EPOCH, SANDBOX_ENV_VAR, type BuildFormat } from '../../lib/builders/build-image-recipe.js';
+import { DEFAULT_ROOT_TIMEOUT_S, DEFAULT_SOURCE_DATE_EPOCH, KEEP_FAILED_ENV_VAR, ROOT_TIMEOUT_ENV_VAR, SANDBOX_ENV_VAR, type BuildFormat } from '../../lib/builders/build-image-recipe.js';
 import { InputHashMismatch, executeBuildPlan, planBuild, type BuildPlan } from '../../lib/builders/build-plan.js';
 import type { LocalStore } from '../../lib/store/index.js';
 import { reportBuild, type BuildReportArgs } from '../build-report.js';
@@ -17,6 +17,7 @@ interface BuildArgs extends BuildReportArgs {
   sourceDateEpoch?: number;
   keepFailed?: boolean;
   check?: boolean;
+  timeout?: number;
 }
 
 const buildOptions = (y: Argv<GlobalArgs>) =>
@@ -30,7 +31,9 @@ const buildOptions = (y: Argv<GlobalArgs>) =>
     .option('format', { choices: ['docker-archive', 'oci'] as const, default: 'docker-archive' as BuildFormat, describe: 'docker-archive (compressed as the spec\'s compressor) or an OCI layout directory' })
     .option('dry-run', { type: 'boolean', describe: 'print what would be fetched, added and built, and the output path; do nothing' })
     .option('source-date-epoch', { type: 'number', describe: `mtime of the layer's files (env SOURCE_DATE_EPOCH; default ${DEFAULT_SOURCE_DATE_EPOCH}, as nixpkgs); part of the recipe` })
-    .option('keep-failed', { type: 'boolean', describe: 'keep the build directory when the build fails' })
+    .option('keep-failed', { type: 'boolean', describe: 'keep the build directory (with runAsRoot\'s upper dir, path printed) when the build fails' })
+    .option('timeout', { type: 'number', describe: `seconds runAsRoot may run (VM boot included) before it is killed (default ${DEFAULT_ROOT_TIMEOUT_S}); never changes the output` })
+    .example('$0 build redis.json --sandbox vm --timeout 900', 'run runAsRoot in a QEMU VM (KVM when it works, else TCG): same output path and bytes as the namespace sandbox')
     .example('$0 build app.json', 'build the image; prints its store path (a second run does no work)')
     .example('$0 build app.json --out-link result', './result → the image, rooted against gc')
     .example('$0 build app.json --json', 'storePath, path, imageName, imageTag, layerDiffId, configDigest, added, skipped, closureSize')
@@ -81,7 +84,8 @@ function dryRunLines(store: LocalStore, plan: BuildPlan, depth = 0): { lines: st
 async function buildHandler(a: BuildArgs): Promise<void> {
   const store = openStore(a);
   const sourceDateEpoch = sourceDateEpochOf(a);
-  const plan = await planBuild(store, a.spec, { format: a.format, sourceDateEpoch, rootStage: false }).catch(toUserError);
+  if (a.timeout !== undefined && !(Number.isFinite(a.timeout) && a.timeout > 0)) throw new UserError(`--timeout must be a positive number of seconds, got ${String(a.timeout)}`, EXIT.usage);
+  const plan = await planBuild(store, a.spec, { format: a.format, sourceDateEpoch, rootStage: true }).catch(toUserError);
   if (!a.quiet) for (const w of plan.warnings) process.stderr.write(`warning: ${w}\n`);
   if (a.dryRun) {
     const r = dryRunLines(store, plan);
@@ -101,7 +105,10 @@ async function buildHandler(a: BuildArgs): Promise<void> {
     const r = await executeBuildPlan(store, plan, {
       builders: BUILTIN_BUILDERS,
       substituters: substitutersFor({}),
-      callerEnv: { ...process.env, [SANDBOX_ENV_VAR]: sandbox },
+      callerEnv: {
+        ...process.env, [SANDBOX_ENV_VAR]: sandbox, [KEEP_FAILED_ENV_VAR]: a.keepFailed ? '1' : '',
+        ...(a.timeout !== undefined ? { [ROOT_TIMEOUT_ENV_VAR]: String(a.timeout) } : {}),
+      },
       keepFailed: a.keepFailed ?? false,
       progress: terminalProgress(a),
       log: (l: string) => note(a, l),

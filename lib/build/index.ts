@@ -1,6 +1,9 @@
 /** lib/build: dockerTools.buildImage on the store (notes/BUILD-API.md). */
 export { writeImage } from './image-writer.js';
-export { baseImageInfo } from './base-image.js';
+export { baseImageInfo, openBaseArchive } from './base-image.js';
+export type { BaseArchive, BaseLayer } from './base-image.js';
+export { shadowSetup } from './shadow-setup.js';
+export type { ShadowSetupVersion } from './shadow-setup.js';
 export { RootConflictError } from './merge.js';
 export type { ClosurePath, ImageInput, ImageResult, Json, LayerInput, RootSource, WriteImageOptions } from './image-types.js';
 export { BuildSpecError, nearestKey } from './spec-errors.js';

@@ -13,6 +13,11 @@ export const DEFAULT_SOURCE_DATE_EPOCH = 315532800;
 
 /** The variable that carries --sandbox to the builder: the choice is not in the recipe, so both sandboxes give one path. */
 export const SANDBOX_ENV_VAR = 'FETCH_IMAGE_SANDBOX';
+/** --timeout (seconds) and --keep-failed for the root stage, carried the same way. */
+export const ROOT_TIMEOUT_ENV_VAR = 'FETCH_IMAGE_ROOT_TIMEOUT';
+export const KEEP_FAILED_ENV_VAR = 'FETCH_IMAGE_KEEP_FAILED';
+/** --timeout's default: an hour, as a TCG VM is slow; a hung script is still stopped. */
+export const DEFAULT_ROOT_TIMEOUT_S = 3600;
 
 /** The recipe's arguments, as the builder reads them back. */
 export interface BuildImageArgs {
@@ -82,7 +87,7 @@ export function buildImageRecipe(r: ResolvedBuild): Recipe {
     name: buildImageStoreName(s.name, s.compressor, r.format),
     builder: BUILD_IMAGE_BUILDER,
     args: args as { [key: string]: Json },
-    ...(s.runAsRoot !== null ? { impureEnvVars: [SANDBOX_ENV_VAR] } : {}),
+    ...(s.runAsRoot !== null ? { impureEnvVars: [SANDBOX_ENV_VAR, ROOT_TIMEOUT_ENV_VAR, KEEP_FAILED_ENV_VAR] } : {}),
     inputs,
     inputRecipes: r.inputRecipes,
     preferLocalBuild: true,

@@ -3,11 +3,12 @@
 // lib/build's image writer.
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { materialiseRoots, runExtraCommands, writeImage, type ClosurePath, type RootSource } from '../build/index.js';
+import { materialiseRoots, runExtraCommands, writeImage, type ClosurePath, type LayerInput, type RootSource } from '../build/index.js';
 import { outputPath, type Builder } from '../recipe/index.js';
 import { parseStorePath, type LocalStore } from '../store/index.js';
 import type { BuildImageArgs } from './build-image-recipe.js';
-import { RUN_AS_ROOT_UNAVAILABLE, writeBuildInfo, type BuildInfo } from './build-info.js';
+import { writeBuildInfo, type BuildInfo } from './build-info.js';
+import { expandShadowSetupForLayerDir } from './shadow-text.js';
 
 /** The base's real file: a docker-archive, compressed or not (the writer reads both). */
 function baseArchive(store: LocalStore, storePath: string): string {
@@ -21,7 +22,6 @@ const nowIso = () => new Date(Math.floor(Date.now() / 1000) * 1000).toISOString(
 
 export const buildImageBuilder: Builder = async (ctx) => {
   const a = ctx.recipe.args as BuildImageArgs;
-  if (a.runAsRoot !== undefined) throw new Error(RUN_AS_ROOT_UNAVAILABLE);
   const { store } = ctx;
   const self = outputPath(ctx.recipe, store.storeDir);
   const tag = a.tag ?? parseStorePath(self, store.storeDir).hashPart;
@@ -37,20 +37,28 @@ export const buildImageBuilder: Builder = async (ctx) => {
   const copied = new Set(a.copyToRoot);
   const dedupeAgainst = closure.filter((c) => copied.has(c.storePath));
 
+  const extraCommands = expandShadowSetupForLayerDir(a.extraCommands, a.shadowSetupVersion === '2016' ? '2016' : 'current');
+  const base = a.fromImage ? { archive: baseArchive(store, a.fromImage) } : undefined;
   let layerRoots = sources;
-  if (a.extraCommands) {
+  let owner: LayerInput['owner'] = { uid: a.uid, gid: a.gid };
+  if (a.runAsRoot !== undefined) {
+    // Loaded only here: the sandbox code is not needed by builds without runAsRoot.
+    const { runAsRootLayer } = await import('./run-as-root.js');
+    const dir = await runAsRootLayer(ctx, a, sources, base && a.fromImage ? { archive: base.archive, storePath: a.fromImage } : undefined, extraCommands);
+    layerRoots = [{ dir, label: 'runAsRoot layer' }];
+    owner = 'keep';
+  } else if (extraCommands) {
     const root = join(ctx.tmp, 'root');
     const scratch = join(ctx.tmp, 'scratch');
     mkdirSync(root, { mode: 0o755 });
     mkdirSync(scratch, { mode: 0o700 });
     materialiseRoots(root, sources, a.keepContentsDirlinks);
-    await runExtraCommands(a.extraCommands, { root, tmp: scratch, storeDir: store.storeDir, sourceDateEpoch: a.sourceDateEpoch }, {
+    await runExtraCommands(extraCommands, { root, tmp: scratch, storeDir: store.storeDir, sourceDateEpoch: a.sourceDateEpoch }, {
       log: ctx.log, ...(ctx.signal ? { signal: ctx.signal } : {}),
     });
     layerRoots = [{ dir: root, label: 'copyToRoot after extraCommands' }];
   }
 
-  const base = a.fromImage ? { archive: baseArchive(store, a.fromImage) } : undefined;
   const progressId = `build ${a.name}`;
   ctx.progress.start(progressId, `layer of ${a.name}:${tag}`);
   let result;
@@ -58,7 +66,7 @@ export const buildImageBuilder: Builder = async (ctx) => {
     result = await writeImage({
       ...(base ? { base } : {}),
       layer: {
-        roots: layerRoots, keepContentsDirlinks: a.keepContentsDirlinks, owner: { uid: a.uid, gid: a.gid },
+        roots: layerRoots, keepContentsDirlinks: a.keepContentsDirlinks, owner,
         closure, dedupeAgainst, sourceDateEpoch: a.sourceDateEpoch,
       },
       storeDir: store.storeDir, name: a.name, tag, config: a.config,

@@ -10,7 +10,7 @@ export { pullV1Recipe, v1TarballRecipe } from './fetch-image-v1.js';
 export type { PullV1Spec } from './fetch-image-v1.js';
 export { resolveImageRef } from './resolve-ref.js';
 export { BUILD_IMAGE_BUILDER } from './builtins.js';
-export { DEFAULT_SOURCE_DATE_EPOCH, SANDBOX_ENV_VAR, buildImageRecipe, buildImageStoreName } from './build-image-recipe.js';
+export { DEFAULT_ROOT_TIMEOUT_S, DEFAULT_SOURCE_DATE_EPOCH, KEEP_FAILED_ENV_VAR, ROOT_TIMEOUT_ENV_VAR, SANDBOX_ENV_VAR, buildImageRecipe, buildImageStoreName } from './build-image-recipe.js';
 export type { BuildFormat, BuildImageArgs, ResolvedBuild } from './build-image-recipe.js';
 export { RUN_AS_ROOT_UNAVAILABLE, readBuildInfo } from './build-info.js';
 export type { BuildInfo } from './build-info.js';

@@ -19,4 +19,5 @@ export { canonicalise, removeTree, treeBytes, writeFileAtomic, fsyncDir } from '
 export { BlobCache } from './blob-cache.js';
 export { NoSpaceError, isNoSpace } from './no-space.js';
 export { ContentIndex } from './content-index.js';
+export { LayerTreeCache } from './layer-tree-cache.js';
 export type { ContentRange } from './content-index.js';

@@ -7,6 +7,7 @@ import { acquireLock, lockHeld, type Lock } from './lock.js';
 import { ContentIndex } from './content-index.js';
 import { hashForContentAddress, inferContentAddress, parseContentAddress } from './content-address.js';
 import { canonicalise, canonicaliseAll, fsyncDir, removeTree, treeBytes, writeFileAtomic } from './fsutil.js';
+import { LayerTreeCache } from './layer-tree-cache.js';
 import { DEFAULT_STORE_DIR, contentAddress, isStorePath, makeFixedOutputPath, makeTextPath, parseStorePath, type ContentMethod } from './path.js';
 import { ReferenceScanner } from './references.js';
 import { dataHome } from '../xdg/index.js';
@@ -670,7 +671,10 @@ export class LocalStore {
       for (const p of dead) await this.deleteUnchecked(p);
       for (const p of orphans) await this.removeOrphan(p);
       for (const t of temps) await removeTree(t.path).catch(() => undefined); // a concurrent gc may be removing it too
-      new ContentIndex(this).prune();
+      const index = new ContentIndex(this);
+      index.prune();
+      // Cached base-layer trees (runAsRoot lower dirs) of layers no valid archive holds any more.
+      await new LayerTreeCache(this).prune((diffId) => index.lookup(diffId) !== undefined);
     }
     return { dead, orphans, tempDirs: temps.map((t) => t.path), deadBytes, orphanBytes, tempBytes, bytesFreed: deadBytes + orphanBytes + tempBytes };
   }

@@ -24,7 +24,12 @@
 export { unpackArchive } from './unpack.js';
 export type { UnpackOptions, UnpackResult } from './unpack.js';
 export type { ArchiveFormat } from './detect.js';
-export { RefusedEntryError, UnsupportedArchiveError, CorruptArchiveError, TopLevelError } from './errors.js';
 /** Tar header parsing primitives, for readers of tar files other than the unpacker (lib/image's member index). */
 export { checksumOk, isZeroBlock, parseHeader, parsePax } from './tar-header.js';
 export type { PaxRecords, TarHeader as ParsedTarHeader } from './tar-header.js';
+// For unpackers with other rules on top (lib/sandbox's root file system layers): the same reader and safe writer.
+export { readTar } from './tar.js';
+export { SafeTree } from './tree.js';
+export { memberPath } from './names.js';
+export type { ArchiveEntry, DeviceNumbers, EntryMeta, EntrySink } from './entry.js';
+export { RefusedEntryError, UnsupportedArchiveError, CorruptArchiveError, TopLevelError, errnoCode } from './errors.js';

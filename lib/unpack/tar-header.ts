@@ -14,6 +14,17 @@ export interface TarHeader {
   size: number;
   /** The typeflag as a character; '\0' is reported as '0'. */
   type: string;
+  /** Owner, time and device numbers, or undefined when a field is unreadable (unpack ignores them). */
+  owner?: HeaderOwner;
+}
+
+/** The numeric fields a root file system needs (lower dirs of the runAsRoot stage). */
+export interface HeaderOwner {
+  uid: number;
+  gid: number;
+  mtime: number;
+  devmajor: number;
+  devminor: number;
 }
 
 /** Bytes up to the first NUL (a field may also fill its whole width). */
@@ -80,13 +91,30 @@ export function parseHeader(block: Buffer): TarHeader {
     if (prefix.length > 0) name = Buffer.concat([prefix, Buffer.from('/'), name]);
   }
   const flag = block[156] as number;
+  const owner = parseOwner(block, magic.startsWith('ustar'));
   return {
     name,
     linkname: cstr(block.subarray(157, 257)),
     mode: parseNumber(block.subarray(100, 108), 'mode'),
     size: parseNumber(block.subarray(124, 136), 'size'),
     type: flag === 0 ? '0' : String.fromCharCode(flag),
+    ...(owner ? { owner } : {}),
   };
+}
+
+/** Device numbers exist only in ustar and GNU headers (v7 leaves that area to other uses). */
+function parseOwner(block: Buffer, ustarOrGnu: boolean): HeaderOwner | undefined {
+  try {
+    return {
+      uid: parseNumber(block.subarray(108, 116), 'uid'),
+      gid: parseNumber(block.subarray(116, 124), 'gid'),
+      mtime: parseNumber(block.subarray(136, 148), 'mtime'),
+      devmajor: ustarOrGnu ? parseNumber(block.subarray(329, 337), 'devmajor') : 0,
+      devminor: ustarOrGnu ? parseNumber(block.subarray(337, 345), 'devminor') : 0,
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The pax keys we act on; values are raw bytes. */
@@ -94,6 +122,10 @@ export interface PaxRecords {
   path?: Buffer;
   linkpath?: Buffer;
   size?: number;
+  uid?: number;
+  gid?: number;
+  /** Whole seconds (pax allows a fraction, which is dropped). */
+  mtime?: number;
   /** GNU's pax encodings of sparse files (GNU.sparse.*): 0.0, 0.1 and 1.0. */
   sparse?: PaxSparse;
 }
@@ -113,6 +145,12 @@ const decimal = (value: Buffer, what: string): number => {
   const text = value.toString('latin1');
   if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new CorruptArchiveError(`pax header has an invalid ${what}`);
   return Number(text);
+};
+
+const paxTime = (value: Buffer): number => {
+  const m = /^(-?[0-9]+)(\.[0-9]*)?$/.exec(value.toString('latin1'));
+  if (!m || !Number.isSafeInteger(Number(m[1]))) throw new CorruptArchiveError('pax header has an invalid mtime');
+  return Math.floor(Number(m[0]));
 };
 
 /** Parses `LEN KEY=VALUE\n` records. An empty value removes the key (POSIX). */
@@ -135,6 +173,9 @@ export function parsePax(data: Buffer, into: PaxRecords): PaxRecords {
     if (key === 'path') out.path = value.length ? cstr(value) : undefined;
     else if (key === 'linkpath') out.linkpath = value.length ? cstr(value) : undefined;
     else if (key === 'size') out.size = value.length ? decimal(value, 'size') : undefined;
+    else if (key === 'uid') out.uid = value.length ? decimal(value, 'uid') : undefined;
+    else if (key === 'gid') out.gid = value.length ? decimal(value, 'gid') : undefined;
+    else if (key === 'mtime') out.mtime = value.length ? paxTime(value) : undefined;
     else if (key.startsWith('GNU.sparse.')) sparseKey(out.sparse ??= {}, key.slice(11), value);
     off += len;
   }

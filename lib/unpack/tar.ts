@@ -1,5 +1,5 @@
 import { ByteReader } from './byte-reader.js';
-import type { ArchiveEntry, EntrySink } from './entry.js';
+import type { ArchiveEntry, EntryMeta, EntrySink } from './entry.js';
 import { CorruptArchiveError, RefusedEntryError, UnsupportedArchiveError } from './errors.js';
 import { checkMap, oldGnuMap, pax1Map, type SparseMap } from './tar-sparse.js';
 import { BLOCK, checksumOk, isZeroBlock, parseHeader, parsePax, type PaxRecords } from './tar-header.js';
@@ -65,6 +65,13 @@ export async function readTar(source: AsyncIterable<Buffer>, sink: EntrySink, si
     const name = paxSparse?.name ?? pax.path ?? longName ?? h.name;
     const linkname = pax.linkpath ?? longLink ?? h.linkname;
     const size = pax.size ?? h.size;
+    const entryMeta: EntryMeta | undefined = h.owner && {
+      mode: h.mode & 0o7777,
+      uid: pax.uid ?? h.owner.uid,
+      gid: pax.gid ?? h.owner.gid,
+      mtime: pax.mtime ?? h.owner.mtime,
+    };
+    const devNumbers = { major: h.owner?.devmajor ?? 0, minor: h.owner?.devminor ?? 0 };
     pax = {};
     longName = undefined;
     longLink = undefined;
@@ -101,10 +108,10 @@ export async function readTar(source: AsyncIterable<Buffer>, sink: EntrySink, si
         break;
       case '3':
       case '4':
-        entry = { kind: 'special', name, what: 'device nodes' };
+        entry = { kind: 'special', name, what: 'device nodes', device: { type: h.type === '3' ? 'char' : 'block', ...devNumbers } };
         break;
       case '6':
-        entry = { kind: 'special', name, what: 'FIFOs' };
+        entry = { kind: 'special', name, what: 'FIFOs', device: { type: 'fifo', ...devNumbers } };
         break;
       case '5':
         entry = { kind: 'directory', name };
@@ -120,6 +127,7 @@ export async function readTar(source: AsyncIterable<Buffer>, sink: EntrySink, si
           ? { kind: 'directory', name }
           : { kind: 'file', name, executable: (h.mode & 0o100) !== 0, body: r.stream(dataSize), ...(sparse ? { sparse } : {}) };
     }
+    if (entryMeta) entry.meta = entryMeta;
     const start = r.position;
     await sink.add(entry);
     // Whatever of the data the sink did not read (none, for non-files) is skipped.

@@ -39,6 +39,21 @@ export class SafeTree implements EntrySink {
     this.root = Buffer.from(root);
   }
 
+  /**
+   * Makes room for a member its caller creates itself (a device node): parents become real
+   * directories as for any member, and an earlier non-directory member of that name goes.
+   * Returns the path to create.
+   */
+  clearFor(name: Buffer, parts: Buffer[]): Buffer {
+    if (parts.length === 0) throw new RefusedEntryError(name, 'it names the output directory itself');
+    this.parents(name, parts);
+    const p = under(this.root, parts);
+    const st = lstatOrNull(p);
+    if (st?.isDirectory()) throw new RefusedEntryError(name, 'it would replace a directory extracted before it');
+    if (st) unlinkSync(p);
+    return p;
+  }
+
   async add(entry: ArchiveEntry): Promise<void> {
     this.entries++;
     const parts = memberPath(entry.name);
