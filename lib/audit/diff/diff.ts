@@ -15,7 +15,7 @@ import { extractTarMembers, firstDifference, listTarMembers, listTree, sha256Fil
 export type ContentKind = 'tar' | 'tree' | 'json' | 'file';
 
 /** The metadata fields a member comparison reports, in report order. */
-export const MEMBER_FIELDS = ['type', 'mode', 'uid', 'gid', 'size', 'mtime', 'linkname', 'device', 'sha256'] as const;
+export const MEMBER_FIELDS = ['name', 'type', 'mode', 'uid', 'gid', 'size', 'mtime', 'linkname', 'device', 'sha256'] as const;
 export type MemberField = (typeof MEMBER_FIELDS)[number];
 
 export type DiffItem =
@@ -75,6 +75,7 @@ export async function contentKind(path: string, jsonLimit = 16 << 20): Promise<C
 
 function fieldValue(m: Member, f: MemberField): string {
   const v = m[f];
+  if (f === 'name') return v as string;
   if (v === undefined) return '';
   return f === 'mode' ? (v as number).toString(8).padStart(4, '0') : String(v);
 }
@@ -87,16 +88,46 @@ const isRegular = (m: Member): boolean => m.sha256 !== undefined;
 /** Members worth opening: layers, nested archives, configs and manifests. */
 const looksNested = (name: string): boolean => /\.(tar|tar\.gz|tgz|tar\.zst|json)$/.test(name) || ['json', 'manifest.json', 'repositories', 'index.json', 'oci-layout'].includes(basename(name));
 
-async function compareLists(la: MemberList, lb: MemberList, open: (names: string[]) => Promise<{ a: Map<string, string>; b: Map<string, string>; done: () => void }>, opts: Required<DiffOptions>): Promise<DiffItem[]> {
+/** A member's name with its digests taken out: an image archive names layers and configs by their hashes. */
+const shape = (name: string): string => name.replace(/[0-9a-f]{64}/g, '<digest>');
+
+/**
+ * Pairs a removed and an added member that differ only in the digests in their names (the same
+ * layer or config of two builds), when the pairing is one to one.
+ */
+function renamedPairs(removed: string[], added: string[]): Map<string, string> {
+  const byShape = (names: string[]) => {
+    const m = new Map<string, string[]>();
+    for (const n of names) m.set(shape(n), [...(m.get(shape(n)) ?? []), n]);
+    return m;
+  };
+  const r = byShape(removed);
+  const a = byShape(added);
+  const pairs = new Map<string, string>();
+  for (const [k, names] of r) {
+    const other = a.get(k);
+    if (names.length === 1 && other?.length === 1 && k !== names[0]) pairs.set(names[0]!, other[0]!);
+  }
+  return pairs;
+}
+
+type Opener = (namesA: string[], namesB: string[]) => Promise<{ a: Map<string, string>; b: Map<string, string>; done: () => void }>;
+
+async function compareLists(la: MemberList, lb: MemberList, open: Opener, opts: Required<DiffOptions>): Promise<DiffItem[]> {
   const items: DiffItem[] = [];
   for (const n of la.duplicates) items.push({ kind: 'duplicate', name: n, side: 'a' });
   for (const n of lb.duplicates) items.push({ kind: 'duplicate', name: n, side: 'b' });
   const names = [...new Set([...la.members.keys(), ...lb.members.keys()])].sort();
-  const contentDiffers: string[] = [];
+  const renamed = renamedPairs(names.filter((n) => !lb.members.has(n)), names.filter((n) => !la.members.has(n)));
+  const renamedTo = new Set(renamed.values());
+  /** Changed members whose contents differ: [name in A, name in B]. */
+  const contentDiffers: [string, string][] = [];
   const changed = new Map<string, Extract<DiffItem, { kind: 'changed' }>>();
   for (const name of names) {
+    if (renamedTo.has(name)) continue;
     const a = la.members.get(name);
-    const b = lb.members.get(name);
+    const bName = renamed.get(name) ?? name;
+    const b = lb.members.get(bName);
     if (!a) { items.push({ kind: 'added', name, member: b! }); continue; }
     if (!b) { items.push({ kind: 'removed', name, member: a }); continue; }
     const fields = memberChanges(a, b);
@@ -104,14 +135,14 @@ async function compareLists(la: MemberList, lb: MemberList, open: (names: string
     const item: Extract<DiffItem, { kind: 'changed' }> = { kind: 'changed', name, fields };
     items.push(item);
     changed.set(name, item);
-    if (isRegular(a) && isRegular(b) && a.sha256 !== b.sha256) contentDiffers.push(name);
+    if (isRegular(a) && isRegular(b) && a.sha256 !== b.sha256) contentDiffers.push([name, bName]);
   }
   if (contentDiffers.length > 0) {
-    const files = await open(contentDiffers);
+    const files = await open(contentDiffers.map(([x]) => x), contentDiffers.map(([, y]) => y));
     try {
-      for (const name of contentDiffers) {
+      for (const [name, bName] of contentDiffers) {
         const fa = files.a.get(name);
-        const fb = files.b.get(name);
+        const fb = files.b.get(bName);
         if (!fa || !fb) continue;
         const item = changed.get(name)!;
         const offset = await firstDifference(fa, fb);
@@ -138,11 +169,11 @@ async function diffFiles(a: string, b: string, opts: Required<DiffOptions>, labe
   }
   if (kind === 'tar') {
     const [la, lb] = await Promise.all([listTarMembers(a), listTarMembers(b)]);
-    const items = await compareLists(la, lb, async (names) => {
+    const items = await compareLists(la, lb, async (namesA, namesB) => {
       const dir = mkdtempSync(join(tmpdir(), 'fetch-image-diff-'));
       try {
         await Promise.all([fsp.mkdir(join(dir, 'a')), fsp.mkdir(join(dir, 'b'))]);
-        const [ea, eb] = await Promise.all([extractTarMembers(a, names, join(dir, 'a')), extractTarMembers(b, names, join(dir, 'b'))]);
+        const [ea, eb] = await Promise.all([extractTarMembers(a, namesA, join(dir, 'a')), extractTarMembers(b, namesB, join(dir, 'b'))]);
         return { a: ea, b: eb, done: () => rmSync(dir, { recursive: true, force: true }) };
       } catch (e) {
         rmSync(dir, { recursive: true, force: true });
@@ -168,9 +199,9 @@ export async function diffPaths(a: string, b: string, options: DiffOptions = {})
     const [la, lb] = await Promise.all([listTree(a), listTree(b)]);
     // Trees' mtimes are not content (store paths all have mtime 1; unpacked trees carry the clock).
     for (const l of [la, lb]) for (const m of l.members.values()) m.mtime = 0;
-    const items = await compareLists(la, lb, async (names) => ({
-      a: new Map(names.map((n) => [n, join(a, n)])),
-      b: new Map(names.map((n) => [n, join(b, n)])),
+    const items = await compareLists(la, lb, async (namesA, namesB) => ({
+      a: new Map(namesA.map((n) => [n, join(a, n)])),
+      b: new Map(namesB.map((n) => [n, join(b, n)])),
       done: () => undefined,
     }), opts);
     return { a, b, kind: 'tree', identical: items.length === 0, items };
