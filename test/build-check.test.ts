@@ -46,7 +46,7 @@ test('build --check: non-deterministic → 104 with the file named; deterministi
     assert.ok(existsSync(out.kept), 'the second output is kept');
     const text = await fi(['build', '--check', 'clock.json']);
     assert.is(text.code, 104);
-    assert.match(text.stderr, /^error: derivation '\/nix\/store\/[0-9a-z]{32}-clock.*' may not be deterministic: output '\/nix\/store\/[0-9a-z]{32}-docker-image-clock\.tar' differs$/m);
+    assert.match(text.stderr, /^error: derivation '\/nix\/store\/[0-9a-z]{32}-docker-image-clock\.tar\.recipe\.json' may not be deterministic: output '\/nix\/store\/[0-9a-z]{32}-docker-image-clock\.tar' differs$/m);
     assert.match(text.stdout.toString(), /changed  etc\/build-stamp: .*first difference at byte \d+/);
 
     const audit = await fi(['audit', '--json', '--checks', 'drift,rebuild,store', 'builds.lock.json']);
