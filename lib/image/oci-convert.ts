@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { goJsonString, parseJsonTree, type JsonTree } from './canonical-json.js';
+import { printable } from '../text/index.js';
 
 /**
  * Docker schema2 → OCI conversion exactly as `skopeo copy ... oci:` does it (containers/image
@@ -203,7 +204,13 @@ function encode(t: GoType, v: GoVal): string {
 
 /** The OCI config skopeo writes for a Docker image config (Go decode into image-spec's Image, then encode). */
 export function dockerConfigToOci(config: Buffer): Buffer {
-  const value = decode(IMAGE, parseJsonTree(config.toString('utf8')), zero(IMAGE), 'Image');
+  let tree: JsonTree;
+  try {
+    tree = parseJsonTree(config.toString('utf8'));
+  } catch (err) {
+    throw new Error(`image config: not valid JSON (${printable((err as Error).message)})`);
+  }
+  const value = decode(IMAGE, tree, zero(IMAGE), 'Image');
   return Buffer.from(encode(IMAGE, value));
 }
 

@@ -13,6 +13,7 @@ import { ByteReader } from './byte-reader.js';
 import { inferContentAddress } from './content-address.js';
 import type { ImportedPath } from './import.js';
 import { frameNar } from './nar-frame.js';
+import { printable } from '../text/index.js';
 
 export const EXPORT_MAGIC = 0x4558494e;
 const MAX_REFS = 1_000_000;
@@ -134,13 +135,13 @@ export async function readBundle(store: LocalStore, input: AsyncIterable<Uint8Ar
       const magicAt = r.offset;
       if ((await r.readInt()) !== EXPORT_MAGIC) throw new Error(`${where}: entry ${index} lacks the export magic at byte ${magicAt}`);
       const path = (await r.readStr(4096)).toString('utf8');
-      if (!isStorePath(path, store.storeDir)) throw new Error(`${where}: entry ${index} names '${path.slice(0, 200)}', not a path in ${store.storeDir}`);
+      if (!isStorePath(path, store.storeDir)) throw new Error(`${where}: entry ${index} names '${printable(path)}', not a path in ${store.storeDir}`);
       const nrefs = await r.readInt();
       if (nrefs > MAX_REFS) throw new Error(`${where}: ${path} claims ${nrefs} references`);
       const refs: string[] = [];
       for (let i = 0; i < nrefs; i++) {
         const ref = (await r.readStr(4096)).toString('utf8');
-        if (!isStorePath(ref, store.storeDir)) throw new Error(`${where}: ${path} has reference '${ref.slice(0, 200)}', not a path in ${store.storeDir}`);
+        if (!isStorePath(ref, store.storeDir)) throw new Error(`${where}: ${path} has reference '${printable(ref)}', not a path in ${store.storeDir}`);
         refs.push(ref);
       }
       const deriver = (await r.readStr(4096)).toString('utf8');

@@ -1,0 +1,2 @@
+/** lib/text: making hostile input safe to show in messages. */
+export { printable } from './printable.js';
