@@ -88,7 +88,7 @@ const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
  */
 export function goRfc3339Nano(raw: string): string {
   const m = /^"(\d{4})-(\d{2})-(\d{2})T(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?:(Z)|([+-])(\d{2}):(\d{2}))"$/.exec(raw);
-  if (!m) throw new Error(`parsing time ${raw} as RFC3339 failed`);
+  if (!m) throw new Error(`parsing time ${printable(raw)} as RFC3339 failed`);
   const [, y, mo, d, h, mi, s, frac, , sign, zh, zm] = m;
   const year = Number(y);
   const month = Number(mo);

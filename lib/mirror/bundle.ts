@@ -145,7 +145,7 @@ export async function readBundle(store: LocalStore, input: AsyncIterable<Uint8Ar
         refs.push(ref);
       }
       const deriver = (await r.readStr(4096)).toString('utf8');
-      if (deriver && !isStorePath(deriver, store.storeDir)) throw new Error(`${where}: ${path} has deriver '${deriver.slice(0, 200)}', not a store path`);
+      if (deriver && !isStorePath(deriver, store.storeDir)) throw new Error(`${where}: ${path} has deriver '${printable(deriver)}', not a store path`);
       const hasSig = await r.readInt();
       if (hasSig === 1) await r.readStr(4096); // legacy signature field: ignored, as Nix does
       else if (hasSig !== 0) throw new Error(`${where}: ${path}: bad signature marker ${hasSig}`);

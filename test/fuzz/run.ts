@@ -1,5 +1,6 @@
 /**
- * `npm run fuzz [-- --runs N] [--only SUBSTRING] [--seed S] [--json]`: runs every fuzzer with
+ * `npm run fuzz [-- --runs N] [--only A,B] [--seed S] [--json]`: runs every fuzzer (or those whose
+ * names contain one of the comma-separated words) with
  * N cases in all shared by weight (default 10,000), prints cases and failures per parser, the
  * shrunk counterexample of each failure, and exits 1 when anything failed.
  */
@@ -15,8 +16,8 @@ async function main(): Promise<void> {
   const total = Number(option('runs') ?? 10_000);
   if (!Number.isSafeInteger(total) || total < 1) throw new Error(`--runs: expected a positive integer, got '${option('runs')}'`);
   const seed = Number(option('seed') ?? Date.now() % 2 ** 31);
-  const only = option('only');
-  const fuzzers = allFuzzers().filter((f) => only === undefined || f.name.includes(only));
+  const only = option('only')?.split(',');
+  const fuzzers = allFuzzers().filter((f) => only === undefined || only.some((w) => f.name.includes(w)));
   const weights = fuzzers.reduce((s, f) => s + f.weight, 0);
   const results: FuzzResult[] = [];
   for (const f of fuzzers) {
