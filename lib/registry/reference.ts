@@ -60,7 +60,7 @@ export interface ImageReference {
 
 export class ReferenceError extends Error {
   constructor(input: string, reason: string) {
-    super(`invalid image reference '${printable(input)}': ${reason}`);
+    super(`invalid image reference '${printable(input, 1000)}': ${reason}`);
     this.name = 'ReferenceError';
   }
 }
