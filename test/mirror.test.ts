@@ -181,6 +181,9 @@ test('import refuses bad entries with a one-line message naming them, and leaves
       }, /refusing .*-dep from .*: .*(truncated|zstd)/, 'zstd'],
       ['URL outside the cache', (d) => edit(d, w.c.note, undefined, (t) => t.replace(/^URL: .*/m, 'URL: ../good/nar/x.nar')), /narinfo: URL '..\/good\/nar\/x.nar' is refused/],
       ['reference that is no store path', (d) => edit(d, w.c.top, undefined, (t) => t.replace(/^References: /m, 'References: ../x ')), /reference '..\/x' is not a valid store path name/],
+      // Nix refuses cycles: dep made to refer back to top (signed, so only the cycle is wrong).
+      ['reference cycle', (d) => edit(d, w.c.dep, w.key, (t) => t.replace(/^References: ?(.*)$/m, (_l, r: string) => `References: ${[r, w.c.top.slice(w.c.top.lastIndexOf('/') + 1)].filter(Boolean).join(' ')}`).replace(/^CA: .*\n/m, '')),
+        /reference cycle \/\S+-top -> (\S+ -> )?\/\S+-dep -> \/\S+-top \(Nix refuses cycles/],
       ['CA that does not address the path', (d) => edit(d, w.c.dep, w.key, (t) => t.replace(/^CA: .*/m, `CA: fixed:r:${Hash.of('sha256', 'y').prefixed('nix32')}`)), /CA 'fixed:r:sha256:.*' gives .*, not .*-dep/],
     ];
     for (const [name, mutate, msg, which] of cases) {

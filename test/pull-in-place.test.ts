@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { hashFlatAndNar, GrowingFileHasher, warmFileHashers } from '../lib/nar/index.js';
 import { startBadRegistry, type BadRegistry } from '../store-fixtures/bad-registry/index.js';
@@ -91,6 +91,33 @@ test('a multi-member gzip layer (its trailer gives only the last member\'s size)
     assert.is(again.code, 0, again.stderr);
     assert.is((JSON.parse(again.stdout.toString()) as { hash: string }).hash, hash);
     assert.not.ok(existsSync(cached), 'the damaged entry was dropped, never used');
+  } finally {
+    await reg.stop();
+    t.remove();
+  }
+});
+
+test('a manifest listing one layer 2,000 times: the layer is sized and fetched once, for both writers and OCI', async () => {
+  const t = tempDir();
+  const reg = await startBadRegistry();
+  try {
+    const layer = layerTar('one.txt', Buffer.from('only layer\n'));
+    addGzipImage(reg, 'team/many', Array.from({ length: 2000 }, () => ({ tar: layer, gz: gzipSync(layer) })), '/bin/many');
+    const digest = sha(gzipSync(layer));
+    const store = join(t.path, 's');
+    const inPlace = await fi(store, [`${reg.host}/team/many:v1`, '--tls-verify=false']);
+    assert.is(inPlace.code, 0, inPlace.stderr);
+    assert.is(layerGets(reg, [digest]).length, 2, 'one trailer request and one download');
+    reg.requests.length = 0;
+    reg.faults.ignoreRange = true;
+    const spooled = await fi(join(t.path, 's2'), [`${reg.host}/team/many:v1`, '--tls-verify=false']);
+    assert.is(spooled.code, 0, spooled.stderr);
+    assert.is(layerGets(reg, [digest]).filter((r) => !r.range).length, 1, 'spooling writer: one download');
+    assert.is(basename(JSON.parse(spooled.stdout.toString()).path), basename(JSON.parse(inPlace.stdout.toString()).path), 'same archive either way');
+    reg.requests.length = 0;
+    const oci = await fi(join(t.path, 's3'), [`${reg.host}/team/many:v1`, '--tls-verify=false', '--format', 'oci']);
+    assert.is(oci.code, 0, oci.stderr);
+    assert.is(layerGets(reg, [digest]).length, 1, 'OCI layout: one download');
   } finally {
     await reg.stop();
     t.remove();

@@ -4,6 +4,7 @@ import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, rea
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { fileURLToPath } from 'node:url';
+import { paxRecord } from '../lib/image/index.js';
 import { hashPath } from '../lib/nar/index.js';
 import { CorruptArchiveError, RefusedEntryError, TopLevelError, UnsupportedArchiveError, unpackArchive } from '../lib/unpack/index.js';
 import { rejects } from './helpers/assert.js';
@@ -189,8 +190,8 @@ interface TarMember {
 function tarArchive(members: TarMember[]): Buffer {
   const blocks: Buffer[] = [];
   for (const m of members) {
-    // Only regular files carry data (readers ignore the size of other types).
-    const data = Buffer.from((m.type ?? '0') === '0' ? m.data ?? '' : '');
+    // Only regular files and pax headers carry data (readers ignore the size of other types).
+    const data = Buffer.from(['0', 'g', 'x'].includes(m.type ?? '0') ? m.data ?? '' : '');
     const h = Buffer.alloc(512);
     const put = (off: number, len: number, v: string | Buffer): void => void Buffer.from(v).copy(h, off, 0, len);
     const octal = (off: number, len: number, n: number): void => put(off, len, `${n.toString(8).padStart(len - 1, '0')}\0`);
@@ -413,6 +414,43 @@ test('repeated names: files are replaced as GNU tar does, never written through 
     writeFileSync(archive, tarArchive([{ name: 'pkg/d/', type: '5' }, { name: 'pkg/d', data: 'x' }]));
     await rejects(() => unpackArchive(archive, join(t.path, 'out3')), /refusing archive entry 'pkg\/d': it would replace a directory/);
     assert.not.ok(existsSync(join(t.path, 'out3')));
+  } finally {
+    t.remove();
+  }
+});
+
+test('a pax global header (g) gives its path, linkpath and size to every later member, a member\'s own x header wins: the tree GNU tar extracts', async () => {
+  const t = tempDir();
+  try {
+    const p = (n: string): string => join(t.path, n);
+    writeFileSync(p('g.tar'), tarArchive([
+      { name: 'pkg/', type: '5' },
+      { name: 'pax_global_header', type: 'g', data: paxRecord('path', 'pkg/glob') },
+      { name: 'PaxHeaders/a', type: 'x', data: paxRecord('path', 'pkg/local') },
+      { name: 'pkg/a.txt', data: 'aaa' },
+      { name: 'pkg/b.txt', data: 'bbb' },
+      { name: 'pax_global_header', type: 'g', data: Buffer.concat([paxRecord('path', 'pkg/l'), paxRecord('linkpath', 'glob')]) },
+      { name: 'pkg/d.lnk', type: '2', linkname: 'orig' },
+    ]));
+    await unpackArchive(p('g.tar'), p('ours'));
+    assert.equal(readdirSync(p('ours')).sort(), ['glob', 'l', 'local']);
+    assert.is(readFileSync(p('ours/local'), 'utf8'), 'aaa');
+    assert.is(readFileSync(p('ours/glob'), 'utf8'), 'bbb');
+    assert.is(readlinkSync(p('ours/l')), 'glob');
+    if (!havePeer('tar')) return;
+    await referenceTree(p('g.tar'), p('gnu'));
+    assert.is(await nar(p('ours')), await nar(p('gnu/pkg')), 'same tree as GNU tar');
+
+    // A global size applies too (GNU tar reads one byte of this member, then the end).
+    writeFileSync(p('size.tar'), tarArchive([
+      { name: 'pkg/', type: '5' },
+      { name: 'pax_global_header', type: 'g', data: paxRecord('size', '1') },
+      { name: 'pkg/f', data: 'fff' },
+    ]));
+    await unpackArchive(p('size.tar'), p('ours-size'));
+    await referenceTree(p('size.tar'), p('gnu-size'));
+    assert.is(readFileSync(p('ours-size/f'), 'utf8'), 'f');
+    assert.is(await nar(p('ours-size')), await nar(p('gnu-size/pkg')));
   } finally {
     t.remove();
   }

@@ -1,4 +1,5 @@
 import stringify from 'json-stable-stringify';
+import { printable } from '../text/index.js';
 
 /**
  * `fetch-image.lock.json`: one entry per pin, so that an audit can later answer "is this still
@@ -70,7 +71,8 @@ export interface LockFile {
 
 export class LockFileError extends Error {
   constructor(file: string, where: string, what: string) {
-    super(`${file}: ${where ? `${where}: ` : ''}${what}`);
+    // `where` is a key path and `what` may quote the file: both are the file's own text.
+    super(`${file}: ${where ? `${printable(where)}: ` : ''}${printable(what, 400)}`);
     this.name = 'LockFileError';
   }
 }

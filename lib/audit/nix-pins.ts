@@ -1,3 +1,4 @@
+import { printable } from '../text/index.js';
 /**
  * Reads the pins people already have: nixpkgs `pullImage { … }` attribute sets in `.nix`
  * files, without Nix. Only literal values are taken (strings, and booleans for `tlsVerify`):
@@ -126,14 +127,14 @@ class Scanner {
     while (stack.length > 0) {
       this.skipSpace();
       const c = this.peek();
-      if (c === undefined) this.fail(`missing '${stack[stack.length - 1]}'`);
+      if (c === undefined) this.fail(`missing '${printable(stack[stack.length - 1])}'`);
       if (c === '"' || (c === "'" && this.src[this.pos + 1] === "'")) { this.stringLiteral(); continue; }
       this.pos++;
       if (c === '{') stack.push('}');
       else if (c === '(') stack.push(')');
       else if (c === '[') stack.push(']');
       else if (c === '}' || c === ')' || c === ']') {
-        if (c !== stack.pop()) this.fail(`unbalanced '${c}'`, this.pos - 1);
+        if (c !== stack.pop()) this.fail(`unbalanced '${printable(c)}'`, this.pos - 1);
       }
     }
   }
@@ -150,7 +151,7 @@ class Scanner {
       if (c === '{') this.skipBalanced('}');
       else if (c === '(') this.skipBalanced(')');
       else if (c === '[') this.skipBalanced(']');
-      else if (c === '}' || c === ')' || c === ']') this.fail(`unexpected '${c}'`, this.pos - 1);
+      else if (c === '}' || c === ')' || c === ']') this.fail(`unexpected '${printable(c)}'`, this.pos - 1);
     }
   }
 }
@@ -201,7 +202,7 @@ function readPullImageSet(sc: Scanner, pin: NixPin): void {
       sc.pos++;
       continue;
     }
-    if (sc.peek() !== '=') sc.fail(`expected '=' after '${name}'`);
+    if (sc.peek() !== '=') sc.fail(`expected '=' after '${printable(name)}'`);
     sc.pos++;
     sc.skipSpace();
     const valueAt = sc.pos;
@@ -274,7 +275,7 @@ export function readPrefetchDockerJson(text: string, file: string): PrefetchDock
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not JSON (${(e as Error).message})`);
+    throw new Error(`${file}: not JSON (${printable((e as Error).message)})`);
   }
   const items = Array.isArray(parsed) ? parsed : [parsed];
   return items.map((item, i) => {

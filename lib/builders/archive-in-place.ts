@@ -36,8 +36,7 @@ export async function planLayerSources(
   limit: <T>(job: () => Promise<T>) => Promise<T>,
 ): Promise<Map<string, LayerSource> | undefined> {
   const sources = new Map<string, LayerSource>();
-  const planned = await Promise.all(layers.map(async (desc, i): Promise<[string, LayerSource | undefined]> => {
-    const diffId = diffIds[i]!;
+  const planned = await Promise.all(distinctLayers(layers, diffIds).map(async ({ desc, diffId }): Promise<[string, LayerSource | undefined]> => {
     if (cache.has(diffId)) return [diffId, await cachedLayerSource(cache, diffId)];
     const range = index.lookup(diffId);
     if (range) return [diffId, { kind: 'local', file: range.file, offset: range.offset, size: range.size, what: `layer ${diffId} in ${range.path}`, forget: () => index.forget(diffId) }];
@@ -53,6 +52,16 @@ export async function planLayerSources(
     sources.set(diffId, source);
   }
   return sources;
+}
+
+/**
+ * Each diff_id once, with the first layer descriptor that has it: a manifest may list one layer
+ * many times (20,000 times made 20,003 range requests), and its bytes are needed once.
+ */
+export function distinctLayers(layers: readonly Descriptor[], diffIds: readonly string[]): { desc: Descriptor; diffId: string }[] {
+  const seen = new Map<string, Descriptor>();
+  layers.forEach((desc, i) => { if (!seen.has(diffIds[i]!)) seen.set(diffIds[i]!, desc); });
+  return [...seen].map(([diffId, desc]) => ({ desc, diffId }));
 }
 
 /** An uncompressed layer in the blob cache, as a source (dropped from the cache if found damaged). */

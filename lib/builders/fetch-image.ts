@@ -6,7 +6,7 @@ import { toOciImage, uncompressLayerToFile, writeOciLayout, type RepoTag } from 
 import type { BuildContext, Builder } from '../recipe/index.js';
 import { RegistryClient, formatPlatform, limitConcurrency, parseReference, type Descriptor, type ResolvedImage } from '../registry/index.js';
 import { BlobCache, ContentIndex } from '../store/index.js';
-import { SizePredictionMiss, cachedLayerSource, planLayerSources, writeArchiveInPlace, type LayerSource } from './archive-in-place.js';
+import { SizePredictionMiss, cachedLayerSource, distinctLayers, planLayerSources, writeArchiveInPlace, type LayerSource } from './archive-in-place.js';
 import type { PullArgs } from './pull-recipe.js';
 
 export { IMAGE_IMPURE_ENV_VARS, pullRecipe } from './pull-recipe.js';
@@ -108,14 +108,16 @@ export const fetchImageBuilder: Builder = async (ctx) => {
 
   if (a.format === 'oci') {
     const converted = toOciImage({ mediaType: img.manifestMediaType, bytes: img.manifestBytes }, img.configBytes);
-    const files = await Promise.all(img.layers.map((d) => limit(() => ensureBlob(ctx, client, cache, d))));
+    // Each blob once, however often the manifest lists it.
+    const blobs = [...new Map(img.layers.map((d) => [d.digest, d])).values()];
+    const files = await Promise.all(blobs.map((d) => limit(() => ensureBlob(ctx, client, cache, d))));
     const configDigest = `sha256:${createHash('sha256').update(converted.config).digest('hex')}`;
     await writeOciLayout(ctx.out, {
       manifest: converted.manifest,
       refName: a.finalImageTag,
       blobs: [
         { digest: configDigest, size: converted.config.length, data: converted.config },
-        ...img.layers.map((d, i) => ({ digest: d.digest, size: d.size, data: () => createReadStream(files[i]!, { highWaterMark: 1 << 20 }) })),
+        ...blobs.map((d, i) => ({ digest: d.digest, size: d.size, data: () => createReadStream(files[i]!, { highWaterMark: 1 << 20 }) })),
       ],
     });
     return { info, pinnedArgs };
@@ -131,7 +133,7 @@ export const fetchImageBuilder: Builder = async (ctx) => {
   for (let spooled = 0; ; spooled++) {
     if (!sources) {
       const spool = new Map<string, LayerSource>();
-      await Promise.all(img.layers.map((d, i) => limit(async () => spool.set(diffIds[i]!, await spoolLayer(ctx, client, cache, d, diffIds[i]!)))));
+      await Promise.all(distinctLayers(img.layers, diffIds).map(({ desc, diffId }) => limit(async () => spool.set(diffId, await spoolLayer(ctx, client, cache, desc, diffId)))));
       sources = spool;
     }
     try {

@@ -1,3 +1,4 @@
+import { printable } from '../text/index.js';
 /**
  * The subset of curl's command line that NIX_CURL_FLAGS and `curlOpts` may carry. Anything else
  * is refused by name: silently ignoring a flag the user relies on (say `--proxy-insecure`)
@@ -121,7 +122,7 @@ export function splitShellWords(text: string, source = 'curl flags'): string[] {
 
 function seconds(value: string, flag: string, source: string): number {
   if (!/^\d+(\.\d+)?$/.test(value)) {
-    throw new Error(`invalid value '${value}' for curl option '${flag}' in ${source}: expected seconds`);
+    throw new Error(`invalid value '${printable(value)}' for curl option '${printable(flag)}' in ${source}: expected seconds`);
   }
   return Math.round(Number(value) * 1000);
 }
@@ -131,7 +132,7 @@ function apply(settings: CurlSettings, def: FlagDef, flag: string, value: string
     case 'insecure': settings.insecure = true; break;
     case 'location': settings.location = true; break;
     case 'retry':
-      if (!/^\d+$/.test(value)) throw new Error(`invalid value '${value}' for curl option '${flag}' in ${source}: expected a whole number`);
+      if (!/^\d+$/.test(value)) throw new Error(`invalid value '${printable(value)}' for curl option '${printable(flag)}' in ${source}: expected a whole number`);
       settings.retries = Number(value);
       break;
     case 'max-time': settings.maxTimeMs = seconds(value, flag, source); break;
@@ -142,13 +143,13 @@ function apply(settings: CurlSettings, def: FlagDef, flag: string, value: string
       const headerValue = colon < 0 ? '' : value.slice(colon + 1).trim();
       // The value is not echoed: it may be a credential.
       if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || headerValue === '') {
-        throw new Error(`invalid header for curl option '${flag}' in ${source}: expected 'NAME: VALUE'`);
+        throw new Error(`invalid header for curl option '${printable(flag)}' in ${source}: expected 'NAME: VALUE'`);
       }
       settings.headers.push([name, headerValue]);
       break;
     }
     case 'user':
-      if (!value.includes(':')) throw new Error(`curl option '${flag}' in ${source} needs USER:PASSWORD (no password prompt here)`);
+      if (!value.includes(':')) throw new Error(`curl option '${printable(flag)}' in ${source} needs USER:PASSWORD (no password prompt here)`);
       settings.user = value;
       break;
     case 'cacert': settings.caFile = value; break;
@@ -156,7 +157,7 @@ function apply(settings: CurlSettings, def: FlagDef, flag: string, value: string
     case 'proxy-user': settings.proxyUser = value; break;
     case 'noproxy': settings.noProxy = value; break;
     case 'continue-at':
-      if (value !== '-') throw new Error(`unsupported curl option '${flag} ${value}' in ${source}: only '${flag} -' (automatic resume) is supported`);
+      if (value !== '-') throw new Error(`unsupported curl option '${printable(`${flag} ${value}`)}' in ${source}: only '${flag} -' (automatic resume) is supported`);
       settings.continueAt = true;
       break;
   }
@@ -206,10 +207,10 @@ function scanCurlWords(words: readonly string[], source: string): GivenFlag[] {
     if (word.startsWith('--')) {
       const def = BY_LONG.get(word);
       // Only the name is shown: `--user=alice:pw` must not print the password.
-      if (!def) throw new Error(`unsupported curl option '${word.includes('=') ? `${word.slice(0, word.indexOf('='))}=…` : word}' in ${source}`);
+      if (!def) throw new Error(`unsupported curl option '${printable(word.includes('=') ? `${word.slice(0, word.indexOf('='))}=…` : word)}' in ${source}`);
       let value = '';
       if (def.arg) {
-        if (i + 1 >= words.length) throw new Error(`curl option '${word}' in ${source} needs an argument`);
+        if (i + 1 >= words.length) throw new Error(`curl option '${printable(word)}' in ${source} needs an argument`);
         value = words[++i]!;
       }
       out.push({ def, flag: word, value });
@@ -219,7 +220,7 @@ function scanCurlWords(words: readonly string[], source: string): GivenFlag[] {
       for (let j = 1; j < word.length; j++) {
         const letter = word[j]!;
         const def = BY_SHORT.get(letter);
-        if (!def) throw new Error(`unsupported curl option '-${letter}' in ${source}`);
+        if (!def) throw new Error(`unsupported curl option '-${printable(letter)}' in ${source}`);
         if (!def.arg) {
           out.push({ def, flag: `-${letter}`, value: '' });
           continue;
@@ -236,10 +237,10 @@ function scanCurlWords(words: readonly string[], source: string): GivenFlag[] {
       // After a credential, a stray word is most likely the rest of it (an unquoted value).
       const last = out[out.length - 1];
       if (last && carriesCredentials(last)) {
-        throw new Error(`unexpected argument after curl option '${last.flag}' in ${source}: only options are allowed (quote a value that has spaces)`);
+        throw new Error(`unexpected argument after curl option '${printable(last.flag)}' in ${source}: only options are allowed (quote a value that has spaces)`);
       }
       const shown = word.replace(/\/\/[^/@\s]*@/, '//***@');
-      throw new Error(`unexpected argument '${shown}' in ${source}: only options are allowed`);
+      throw new Error(`unexpected argument '${printable(shown)}' in ${source}: only options are allowed`);
     }
   }
   return out;

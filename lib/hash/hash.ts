@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { decodeNix32, encodeNix32, isNix32, nix32Length } from './nix32.js';
+import { printable } from '../text/index.js';
 
 export type HashAlgo = 'md5' | 'sha1' | 'sha256' | 'sha512';
 export type HashFormat = 'base16' | 'nix32' | 'base64' | 'sri';
@@ -75,27 +76,27 @@ export function decodeDigest(algo: HashAlgo, text: string, where = text): Hash {
   const size = DIGEST_BYTES[algo];
   const b64Len = Math.ceil(size / 3) * 4;
   if (text.length === size * 2) {
-    if (!/^[0-9a-fA-F]+$/.test(text)) throw new Error(`invalid base16 ${algo} hash '${where}'`);
+    if (!/^[0-9a-fA-F]+$/.test(text)) throw new Error(`invalid base16 ${algo} hash '${printable(where)}'`);
     return new Hash(algo, Buffer.from(text, 'hex'));
   }
   if (text.length === nix32Length(size)) {
-    if (!isNix32(text)) throw new Error(`invalid nix32 ${algo} hash '${where}': characters outside 0-9a-z without e, o, t, u`);
+    if (!isNix32(text)) throw new Error(`invalid nix32 ${algo} hash '${printable(where)}': characters outside 0-9a-z without e, o, t, u`);
     try {
       return new Hash(algo, decodeNix32(text, size));
     } catch (e) {
-      throw new Error(`invalid nix32 ${algo} hash '${where}': ${(e as Error).message}`);
+      throw new Error(`invalid nix32 ${algo} hash '${printable(where)}': ${(e as Error).message}`);
     }
   }
   if (text.length === b64Len) {
-    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) throw new Error(`invalid base64 ${algo} hash '${where}'`);
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) throw new Error(`invalid base64 ${algo} hash '${printable(where)}'`);
     const bytes = Buffer.from(text, 'base64');
     if (bytes.length !== size || bytes.toString('base64') !== text) {
-      throw new Error(`invalid base64 ${algo} hash '${where}'`);
+      throw new Error(`invalid base64 ${algo} hash '${printable(where)}'`);
     }
     return new Hash(algo, bytes);
   }
   throw new Error(
-    `hash '${where}' has ${text.length} characters: a ${algo} hash is ${size * 2} (base16), ` +
+    `hash '${printable(where)}' has ${text.length} characters: a ${algo} hash is ${size * 2} (base16), ` +
       `${nix32Length(size)} (nix32) or ${b64Len} (base64)`,
   );
 }
@@ -112,17 +113,17 @@ export function parseHash(text: string, defaultAlgo?: HashAlgo): Hash {
     const b64 = sri[2]!;
     const bytes = Buffer.from(b64, 'base64');
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || bytes.length !== DIGEST_BYTES[algo] || bytes.toString('base64') !== b64) {
-      throw new Error(`invalid SRI hash '${s}': expected ${algo}- followed by the base64 of ${DIGEST_BYTES[algo]} bytes`);
+      throw new Error(`invalid SRI hash '${printable(s)}': expected ${algo}- followed by the base64 of ${DIGEST_BYTES[algo]} bytes`);
     }
     return new Hash(algo, bytes);
   }
   const colon = s.indexOf(':');
   if (colon >= 0) {
     const algo = s.slice(0, colon);
-    if (!isHashAlgo(algo)) throw new Error(`unknown hash algorithm '${algo}' in '${s}' (use md5, sha1, sha256 or sha512)`);
+    if (!isHashAlgo(algo)) throw new Error(`unknown hash algorithm '${printable(algo)}' in '${printable(s)}' (use md5, sha1, sha256 or sha512)`);
     return decodeDigest(algo, s.slice(colon + 1), s);
   }
-  if (sri) throw new Error(`unknown hash algorithm '${sri[1]}' in '${s}' (use md5, sha1, sha256 or sha512)`);
-  if (!defaultAlgo) throw new Error(`hash '${s}' does not say its algorithm: write it as SRI (sha256-…) or sha256:…`);
+  if (sri) throw new Error(`unknown hash algorithm '${printable(sri[1])}' in '${printable(s)}' (use md5, sha1, sha256 or sha512)`);
+  if (!defaultAlgo) throw new Error(`hash '${printable(s)}' does not say its algorithm: write it as SRI (sha256-…) or sha256:…`);
   return decodeDigest(defaultAlgo, s);
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { goJsonString, parseJsonTree, type JsonTree } from './canonical-json.js';
+import { printable } from '../text/index.js';
 
 /**
  * Docker schema2 → OCI conversion exactly as `skopeo copy ... oci:` does it (containers/image
@@ -87,7 +88,7 @@ const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
  */
 export function goRfc3339Nano(raw: string): string {
   const m = /^"(\d{4})-(\d{2})-(\d{2})T(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?:(Z)|([+-])(\d{2}):(\d{2}))"$/.exec(raw);
-  if (!m) throw new Error(`parsing time ${raw} as RFC3339 failed`);
+  if (!m) throw new Error(`parsing time ${printable(raw)} as RFC3339 failed`);
   const [, y, mo, d, h, mi, s, frac, , sign, zh, zm] = m;
   const year = Number(y);
   const month = Number(mo);
@@ -203,7 +204,13 @@ function encode(t: GoType, v: GoVal): string {
 
 /** The OCI config skopeo writes for a Docker image config (Go decode into image-spec's Image, then encode). */
 export function dockerConfigToOci(config: Buffer): Buffer {
-  const value = decode(IMAGE, parseJsonTree(config.toString('utf8')), zero(IMAGE), 'Image');
+  let tree: JsonTree;
+  try {
+    tree = parseJsonTree(config.toString('utf8'));
+  } catch (err) {
+    throw new Error(`image config: not valid JSON (${printable((err as Error).message)})`);
+  }
+  const value = decode(IMAGE, tree, zero(IMAGE), 'Image');
   return Buffer.from(encode(IMAGE, value));
 }
 

@@ -13,6 +13,7 @@ import { ByteReader } from './byte-reader.js';
 
 import { UNVERIFIED_NOTE, type ImportedPath } from './import.js';
 import { frameNar } from './nar-frame.js';
+import { printable } from '../text/index.js';
 
 export const EXPORT_MAGIC = 0x4558494e;
 const MAX_REFS = 1_000_000;
@@ -134,17 +135,17 @@ export async function readBundle(store: LocalStore, input: AsyncIterable<Uint8Ar
       const magicAt = r.offset;
       if ((await r.readInt()) !== EXPORT_MAGIC) throw new Error(`${where}: entry ${index} lacks the export magic at byte ${magicAt}`);
       const path = (await r.readStr(4096)).toString('utf8');
-      if (!isStorePath(path, store.storeDir)) throw new Error(`${where}: entry ${index} names '${path.slice(0, 200)}', not a path in ${store.storeDir}`);
+      if (!isStorePath(path, store.storeDir)) throw new Error(`${where}: entry ${index} names '${printable(path)}', not a path in ${store.storeDir}`);
       const nrefs = await r.readInt();
       if (nrefs > MAX_REFS) throw new Error(`${where}: ${path} claims ${nrefs} references`);
       const refs: string[] = [];
       for (let i = 0; i < nrefs; i++) {
         const ref = (await r.readStr(4096)).toString('utf8');
-        if (!isStorePath(ref, store.storeDir)) throw new Error(`${where}: ${path} has reference '${ref.slice(0, 200)}', not a path in ${store.storeDir}`);
+        if (!isStorePath(ref, store.storeDir)) throw new Error(`${where}: ${path} has reference '${printable(ref)}', not a path in ${store.storeDir}`);
         refs.push(ref);
       }
       const deriver = (await r.readStr(4096)).toString('utf8');
-      if (deriver && !isStorePath(deriver, store.storeDir)) throw new Error(`${where}: ${path} has deriver '${deriver.slice(0, 200)}', not a store path`);
+      if (deriver && !isStorePath(deriver, store.storeDir)) throw new Error(`${where}: ${path} has deriver '${printable(deriver)}', not a store path`);
       const hasSig = await r.readInt();
       if (hasSig === 1) await r.readStr(4096); // legacy signature field: ignored, as Nix does
       else if (hasSig !== 0) throw new Error(`${where}: ${path}: bad signature marker ${hasSig}`);

@@ -158,22 +158,29 @@ interface Planned {
 export async function planImport(store: LocalStore, cache: BinaryCache, hashParts: readonly string[], opts: ImportOptions): Promise<Planned[]> {
   const order: Planned[] = [];
   const done = new Set<string>();
-  const visiting = new Set<string>();
+  // The paths being visited, outermost first: meeting one of them again is a reference cycle,
+  // which Nix refuses (a path's references must be valid before it is).
+  const visiting: { hp: string; path: string }[] = [];
   const visit = async (hp: string, neededBy?: string): Promise<void> => {
-    if (done.has(hp) || visiting.has(hp)) return;
-    visiting.add(hp);
+    if (done.has(hp)) return;
+    const again = visiting.findIndex((v) => v.hp === hp);
+    if (again >= 0) {
+      const chain = [...visiting.slice(again).map((v) => v.path), visiting[again]!.path];
+      throw new Error(`binary cache ${cache.display}: reference cycle ${chain.join(' -> ')} (Nix refuses cycles; the cache is damaged)`);
+    }
     const ni = await readNarInfo(cache, hp, store.storeDir);
     if (!ni) throw new Error(`binary cache ${cache.display} has no ${hp}.narinfo${neededBy ? ` (a reference of ${neededBy})` : ''}`);
     const where = `${cache.display}/${hp}.narinfo`;
     if (!store.isValid(ni.storePath)) {
+      visiting.push({ hp, path: ni.storePath });
       for (const r of ni.references) {
         if (r !== ni.storePath && !store.isValid(r)) await visit(parseStorePath(r, store.storeDir).hashPart, ni.storePath);
       }
+      visiting.pop();
       checkSignature(ni, where, opts);
       if (ni.ca) checkContentAddressPath(ni.storePath, ni.ca, ni.references, store.storeDir, where);
       order.push({ ni, where });
     }
-    visiting.delete(hp);
     done.add(hp);
   };
   for (const hp of hashParts) await visit(hp);

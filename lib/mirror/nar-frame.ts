@@ -1,4 +1,5 @@
 import type { ByteReader } from './byte-reader.js';
+import { printable } from '../text/index.js';
 
 const FLUSH_AT = 256 * 1024;
 const MAX_TOKEN = 4096;
@@ -59,7 +60,7 @@ export async function* frameNar(r: ByteReader): AsyncGenerator<Buffer> {
       await expect(')');
       return 'leaf';
     }
-    if (type !== 'regular') throw new Error(`NAR in bundle: unknown node type '${type.slice(0, 40)}'`);
+    if (type !== 'regular') throw new Error(`NAR in bundle: unknown node type '${printable(type, 40)}'`);
     let tag = await str();
     if (tag === 'executable') {
       await expect('');

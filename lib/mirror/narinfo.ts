@@ -1,6 +1,7 @@
 // `.narinfo` files (SPEC.md §8, Nix's nar-info.cc): parse strictly, print in Nix's line order.
 import { parseHash, type Hash } from '../hash/index.js';
 import { DEFAULT_STORE_DIR, isStorePath, parseStorePath } from '../store/index.js';
+import { printable } from '../text/index.js';
 
 export interface NarInfo {
   storePath: string;
@@ -59,7 +60,7 @@ export function unsafeUrlReason(url: string): string | undefined {
 }
 
 function count(text: string, field: string, where: string): number {
-  if (!/^\d{1,15}$/.test(text)) throw new Error(`${where}: ${field} '${text}' is not a number`);
+  if (!/^\d{1,15}$/.test(text)) throw new Error(`${where}: ${field} '${printable(text)}' is not a number`);
   return Number(text);
 }
 
@@ -73,7 +74,7 @@ export function parseNarInfo(text: string, where: string, storeDir = DEFAULT_STO
   for (const line of text.split('\n')) {
     if (line === '') continue;
     const colon = line.indexOf(': ');
-    if (colon <= 0) throw new Error(`${where}: malformed line '${line.slice(0, 80)}' (expected 'Name: value')`);
+    if (colon <= 0) throw new Error(`${where}: malformed line '${printable(line.slice(0, 80))}' (expected 'Name: value')`);
     const name = line.slice(0, colon);
     const value = line.slice(colon + 2);
     if (name === 'Sig') sigs.push(value);
@@ -86,10 +87,10 @@ export function parseNarInfo(text: string, where: string, storeDir = DEFAULT_STO
     return v;
   };
   const storePath = need('StorePath');
-  if (!isStorePath(storePath, storeDir)) throw new Error(`${where}: StorePath '${storePath}' is not a valid path in ${storeDir}`);
+  if (!isStorePath(storePath, storeDir)) throw new Error(`${where}: StorePath '${printable(storePath)}' is not a valid path in ${storeDir}`);
   const url = need('URL');
   const bad = unsafeUrlReason(url);
-  if (bad) throw new Error(`${where}: URL '${url}' is refused: ${bad}`);
+  if (bad) throw new Error(`${where}: URL '${printable(url)}' is refused: ${bad}`);
   const hashField = (name: string): Hash => {
     const v = need(name);
     let h: Hash;
@@ -106,7 +107,7 @@ export function parseNarInfo(text: string, where: string, storeDir = DEFAULT_STO
   if (narSize === 0) throw new Error(`${where}: NarSize is 0`);
   const refsText = need('References').trim();
   const references = refsText === '' ? [] : refsText.split(/ +/).map((r) => {
-    if (r.includes('/') || !isStorePath(`${storeDir}/${r}`, storeDir)) throw new Error(`${where}: reference '${r}' is not a valid store path name`);
+    if (r.includes('/') || !isStorePath(`${storeDir}/${r}`, storeDir)) throw new Error(`${where}: reference '${printable(r)}' is not a valid store path name`);
     return `${storeDir}/${r}`;
   });
   const info: NarInfo = {
@@ -117,7 +118,7 @@ export function parseNarInfo(text: string, where: string, storeDir = DEFAULT_STO
   if (fields.has('FileSize')) info.fileSize = count(need('FileSize'), 'FileSize', where);
   const deriver = fields.get('Deriver');
   if (deriver && deriver !== 'unknown-deriver') {
-    if (deriver.includes('/')) throw new Error(`${where}: Deriver '${deriver}' is not a store path name`);
+    if (deriver.includes('/')) throw new Error(`${where}: Deriver '${printable(deriver)}' is not a store path name`);
     parseStorePath(deriver, storeDir);
     info.deriver = `${storeDir}/${deriver}`;
   }

@@ -1,3 +1,5 @@
+import { printable } from '../text/index.js';
+
 // NAR primitives (SPEC.md §1): little-endian u64 integers and byte strings padded to 8 bytes.
 export const NAR_MAGIC = 'nix-archive-1';
 
@@ -28,7 +30,7 @@ export function invalidNameReason(name: Uint8Array): string | undefined {
 export function showName(name: Uint8Array): string {
   let out = '';
   const text = Buffer.from(name).toString('utf8');
-  if (Buffer.from(text, 'utf8').equals(Buffer.from(name)) && !text.includes('\uFFFD')) return JSON.stringify(text).slice(1, -1);
+  if (Buffer.from(text, 'utf8').equals(Buffer.from(name)) && !text.includes('\uFFFD')) return printable(JSON.stringify(text).slice(1, -1), Infinity);
   for (const b of name) out += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
   return out;
 }

@@ -11,6 +11,9 @@ export interface NarVisitor {
   symlink(path: readonly Buffer[], target: Buffer): Promise<void> | void;
 }
 
+/** A token read as latin1, shown with control characters escaped (it is hostile input). */
+const showToken = (token: string): string => showName(Buffer.from(token, 'latin1'));
+
 const MAX_TOKEN = 4096; // longest name or link target accepted; bounds memory on hostile input
 
 /**
@@ -65,7 +68,7 @@ export async function parseNar(input: AsyncIterable<Uint8Array>, visitor: NarVis
         at = src.offset;
         tag = (await readStr(64)).toString('latin1');
       }
-      if (tag !== 'contents') fail(`expected 'contents', found '${tag}'`, at);
+      if (tag !== 'contents') fail(`expected 'contents', found '${showToken(tag)}'`, at);
       const size = await readInt();
       await visitor.file(path, executable, size, src.stream(size));
       await readPadding(size);
@@ -85,7 +88,7 @@ export async function parseNar(input: AsyncIterable<Uint8Array>, visitor: NarVis
         const at = src.offset;
         const tag = (await readStr(64)).toString('latin1');
         if (tag === ')') break;
-        if (tag !== 'entry') fail(`expected 'entry' or ')', found '${tag}'`, at);
+        if (tag !== 'entry') fail(`expected 'entry' or ')', found '${showToken(tag)}'`, at);
         await expect('(');
         await expect('name');
         const nameAt = src.offset;
@@ -101,7 +104,7 @@ export async function parseNar(input: AsyncIterable<Uint8Array>, visitor: NarVis
         await expect(')');
       }
     } else {
-      fail(`unknown node type '${type}'`, typeAt);
+      fail(`unknown node type '${showToken(type)}'`, typeAt);
     }
   };
 

@@ -255,21 +255,30 @@ export class Authenticator {
       const said = describeErrorBody(body).text;
       throw new RegistryError(`token server ${shown} answered HTTP ${status}${said ? `: ${said}` : ''}`, 'TOKEN', { status });
     }
-    let doc: unknown;
-    try {
-      doc = JSON.parse(body.toString('utf8'));
-    } catch {
-      throw new RegistryError(`token server ${shown} answered with invalid JSON`, 'TOKEN');
-    }
-    const { token, access_token: accessToken, expires_in: expiresIn } = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
-    const value = typeof token === 'string' && token !== '' ? token : typeof accessToken === 'string' && accessToken !== '' ? accessToken : undefined;
-    if (value === undefined) throw new RegistryError(`token server ${shown} answered without a token`, 'TOKEN');
-    const lifetimeS = typeof expiresIn === 'number' && expiresIn >= MIN_TOKEN_LIFETIME_S ? expiresIn : MIN_TOKEN_LIFETIME_S;
+    const { value, lifetimeS } = parseTokenAnswer(body, shown);
     // Counted from our own clock (issued_at may come from a skewed one), and renewed a little
     // early so that a token does not expire between our check and the registry's.
     const margin = Math.min(10_000, (lifetimeS * 1000) / 10);
     return { value, renewAt: started + lifetimeS * 1000 - margin };
   }
+}
+
+/**
+ * The token and its lifetime from a token server's 200 answer (`token` or `access_token`,
+ * `expires_in` in seconds, at least {@link MIN_TOKEN_LIFETIME_S}). `shown` names the server.
+ */
+export function parseTokenAnswer(body: Buffer, shown: string): { value: string; lifetimeS: number } {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new RegistryError(`token server ${shown} answered with invalid JSON`, 'TOKEN');
+  }
+  const { token, access_token: accessToken, expires_in: expiresIn } = (typeof doc === 'object' && doc !== null ? doc : {}) as Record<string, unknown>;
+  const value = typeof token === 'string' && token !== '' ? token : typeof accessToken === 'string' && accessToken !== '' ? accessToken : undefined;
+  if (value === undefined) throw new RegistryError(`token server ${shown} answered without a token`, 'TOKEN');
+  const lifetimeS = typeof expiresIn === 'number' && expiresIn >= MIN_TOKEN_LIFETIME_S ? expiresIn : MIN_TOKEN_LIFETIME_S;
+  return { value, lifetimeS };
 }
 
 /** Reads a small body completely, refusing more than `limit` bytes. */

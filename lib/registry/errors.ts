@@ -1,6 +1,7 @@
 /** The registry client's one-line errors, and how registry error bodies are read. */
 import type { Readable } from 'node:stream';
 import { redactText } from '../fetch/index.js';
+import { printable } from '../text/index.js';
 
 export type RegistryErrorCode =
   | 'UNAUTHORIZED'    // 401 after authenticating, or no credentials where they are required
@@ -75,6 +76,5 @@ export function describeErrorBody(body: Buffer): { text: string; codes: string[]
 }
 
 function clip(s: string, max = 200): string {
-  const t = s.replace(/\s+/g, ' ').trim();
-  return t.length > max ? `${t.slice(0, max)}…` : t;
+  return printable(s.replace(/\s+/g, ' ').trim(), max);
 }

@@ -16,7 +16,7 @@ export {
 export type { Descriptor, ImageIndex, ImageManifest, Manifest } from './manifest.js';
 export { authFilePaths, findCredentials, normalizeAuthKey, parseCreds, runCredentialHelper } from './credentials.js';
 export type { CredentialOptions, Credentials } from './credentials.js';
-export { Authenticator, parseWwwAuthenticate } from './auth.js';
+export { Authenticator, parseTokenAnswer, parseWwwAuthenticate } from './auth.js';
 export type { AuthenticatorOptions, Challenge } from './auth.js';
 export { RegistryError, describeErrorBody } from './errors.js';
 export type { RegistryErrorCode } from './errors.js';

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { validateDigest } from './reference.js';
+import { printable } from '../text/index.js';
 
 export const MEDIA_TYPES = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
@@ -102,7 +103,7 @@ function stringMap(v: unknown, where: string): Record<string, string> | undefine
   if (!isObject(v)) throw new Error(`${where}: annotations must be an object`);
   const out: Record<string, string> = {};
   for (const [k, x] of Object.entries(v)) {
-    if (typeof x !== 'string') throw new Error(`${where}: annotation '${k}' must be a string`);
+    if (typeof x !== 'string') throw new Error(`${where}: annotation '${printable(k)}' must be a string`);
     out[k] = x;
   }
   return out;
@@ -171,7 +172,7 @@ export function parseManifest(bytes: Uint8Array, what: string, hints: { descript
   try {
     doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
-    throw new Error(`${what}: not valid JSON (${(err as Error).message})`);
+    throw new Error(`${what}: not valid JSON (${printable((err as Error).message)})`);
   }
   if (!isObject(doc)) throw new Error(`${what}: not a JSON object`);
   const mediaType = mediaTypeOf(doc, hints);
@@ -190,5 +191,5 @@ export function parseManifest(bytes: Uint8Array, what: string, hints: { descript
     const layers = doc.layers.map((l, i) => parseDescriptor(l, `${what}: layers[${i}]`));
     return { kind: 'manifest', mediaType, schemaVersion: 2, config, layers, ...(annotations ? { annotations } : {}) };
   }
-  throw new Error(`${what}: unsupported manifest media type '${mediaType}'`);
+  throw new Error(`${what}: unsupported manifest media type '${printable(mediaType)}'`);
 }

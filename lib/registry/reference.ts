@@ -1,3 +1,4 @@
+import { printable } from '../text/index.js';
 /**
  * Image references, parsed and normalised exactly as Docker's distribution/reference does
  * (ParseNormalizedNamed + familiarizeName), so that names, pins and RepoTags agree with
@@ -59,7 +60,7 @@ export interface ImageReference {
 
 export class ReferenceError extends Error {
   constructor(input: string, reason: string) {
-    super(`invalid image reference '${input}': ${reason}`);
+    super(`invalid image reference '${printable(input, 1000)}': ${reason}`);
     this.name = 'ReferenceError';
   }
 }
@@ -88,13 +89,13 @@ function splitDockerDomain(name: string): { domain: string; remainder: string } 
 /** Checks a digest as go-digest does: known algorithm, lowercase hex of the right length. */
 export function validateDigest(digest: string, where = digest): string {
   const colon = digest.indexOf(':');
-  if (colon <= 0) throw new Error(`invalid digest '${where}': expected <algorithm>:<hex>`);
+  if (colon <= 0) throw new Error(`invalid digest '${printable(where)}': expected <algorithm>:<hex>`);
   const algo = digest.slice(0, colon);
   const hex = digest.slice(colon + 1);
   const len = DIGEST_HEX[algo];
-  if (len === undefined) throw new Error(`invalid digest '${where}': unsupported algorithm '${algo}' (sha256 or sha512)`);
+  if (len === undefined) throw new Error(`invalid digest '${printable(where)}': unsupported algorithm '${printable(algo)}' (sha256 or sha512)`);
   if (hex.length !== len || !/^[a-f0-9]+$/.test(hex)) {
-    throw new Error(`invalid digest '${where}': ${algo} needs ${len} lowercase hex digits`);
+    throw new Error(`invalid digest '${printable(where)}': ${algo} needs ${len} lowercase hex digits`);
   }
   return digest;
 }
@@ -155,11 +156,11 @@ export function parseReference(input: string): ImageReference {
     tag = remainder.slice(colon + 1);
     pathPart = remainder.slice(0, colon);
     if (!TAG.test(tag)) {
-      throw new ReferenceError(input, `invalid tag '${tag}': tags are 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'`);
+      throw new ReferenceError(input, `invalid tag '${printable(tag)}': tags are 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'`);
     }
   }
 
-  if (!DOMAIN.test(domain)) throw new ReferenceError(input, `invalid registry host '${domain}'`);
+  if (!DOMAIN.test(domain)) throw new ReferenceError(input, `invalid registry host '${printable(domain)}'`);
   if (pathPart.toLowerCase() !== pathPart) throw new ReferenceError(input, 'repository name must be lowercase');
   if (pathPart === '') throw new ReferenceError(input, 'repository name must have at least one component');
   for (const component of pathPart.split('/')) {
@@ -168,13 +169,13 @@ export function parseReference(input: string): ImageReference {
         input,
         component === ''
           ? 'empty path component (doubled or trailing "/")'
-          : `invalid path component '${component}': lowercase letters and digits, separated by '.', '_', '__' or '-'`,
+          : `invalid path component '${printable(component)}': lowercase letters and digits, separated by '.', '_', '__' or '-'`,
       );
     }
   }
   const full = `${domain}/${pathPart}`;
   if (full.length > NAME_MAX) throw new ReferenceError(input, `repository name must not be more than ${NAME_MAX} characters`);
-  if (domain.startsWith('[') && !isValidIpv6(domain)) throw new ReferenceError(input, `invalid registry host '${domain}'`);
+  if (domain.startsWith('[') && !isValidIpv6(domain)) throw new ReferenceError(input, `invalid registry host '${printable(domain)}'`);
 
   return make(domain, pathPart, digest === undefined ? tag ?? DEFAULT_TAG : tag, digest);
 }

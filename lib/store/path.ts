@@ -1,6 +1,7 @@
 // Pure store-path arithmetic (SPEC.md §3), identical to Nix's makeStorePath and friends.
 import { createHash } from 'node:crypto';
 import { Hash, encodeNix32, type HashAlgo } from '../hash/index.js';
+import { printable } from '../text/index.js';
 
 export const DEFAULT_STORE_DIR = '/nix/store';
 export const HASH_PART_LENGTH = 32;
@@ -23,7 +24,7 @@ export function invalidStoreNameReason(name: string): string | undefined {
   if (name.startsWith('.')) return "it starts with '.'";
   if (!NAME_RE.test(name)) {
     const bad = [...name].find((c) => !NAME_RE.test(c));
-    return `it contains '${bad}' (allowed: letters, digits and + - . _ ? =)`;
+    return `it contains '${printable(bad ?? '')}' (allowed: letters, digits and + - . _ ? =)`;
   }
   return undefined;
 }
@@ -101,11 +102,11 @@ export function parseStorePath(path: string, storeDir = DEFAULT_STORE_DIR): Pars
   }
   const hashPart = base.slice(0, HASH_PART_LENGTH);
   if (!HASH_PART_RE.test(hashPart) || base[HASH_PART_LENGTH] !== '-') {
-    throw new Error(`'${path}' is not a store path: expected ${storeDir}/<32 nix32 characters>-<name>`);
+    throw new Error(`'${printable(path)}' is not a store path: expected ${storeDir}/<32 nix32 characters>-<name>`);
   }
   const name = base.slice(HASH_PART_LENGTH + 1);
   const why = invalidStoreNameReason(name);
-  if (why) throw new Error(`'${path}' is not a store path: its name ${why}`);
+  if (why) throw new Error(`'${printable(path)}' is not a store path: its name ${why}`);
   return { hashPart, name, baseName: base };
 }
 

@@ -6,7 +6,8 @@
  *   ran 3x slower than bzip2 and peaked near 400 MB RSS on 100 MB.
  * - Output: files 0644 or 0755 (owner-execute kept), directories, symlinks (any target, absolute
  *   too: a target is only text, as in a NAR and in nix-prefetch-url --unpack), hard links (as
- *   hard links inside the output). Ownership, times, xattrs and pax global headers are ignored.
+ *   hard links inside the output). Ownership, times and xattrs are ignored; pax global headers
+ *   apply their path, linkpath and size to the members after them, as GNU tar does.
  *   Names are bytes end to end, so the NAR hash equals that of GNU tar's (or unzip's) output.
  * - Refused, with a one-line message naming the member: `..` or absolute names; members
  *   reached through a symlink (even one pointing inside), so nothing is written outside;

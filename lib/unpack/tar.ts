@@ -13,12 +13,14 @@ const endsWithSlash = (b: Buffer): boolean => b.length > 0 && b[b.length - 1] ==
 /**
  * Reads a tar stream member by member and hands each to `sink`, as GNU tar would extract it:
  * pax ('x') and GNU long-name ('L', 'K') headers apply to the next member, global pax headers
- * ('g') and volume labels are ignored, unknown types are regular files, sparse members (old GNU
+ * ('g') to every member after them (path, linkpath and size, as GNU tar 1.34 does; a member's own
+ * 'x' header wins, an empty value drops the key), volume labels are ignored, unknown types are regular files, sparse members (old GNU
  * and pax 0.0/0.1/1.0) are filled in with holes, and reading stops at the first zero block.
  */
 export async function readTar(source: AsyncIterable<Buffer>, sink: EntrySink, signal?: AbortSignal): Promise<void> {
   const r = new ByteReader(source);
   let pax: PaxRecords = {};
+  let globalPax: PaxRecords = {};
   let longName: Buffer | undefined;
   let longLink: Buffer | undefined;
   let first = true;
@@ -51,6 +53,10 @@ export async function readTar(source: AsyncIterable<Buffer>, sink: EntrySink, si
         pax = parsePax(await meta(), pax);
         continue;
       case 'g':
+        // Only names, link targets and sizes: sparse maps describe one member's data.
+        globalPax = parsePax(await meta(), globalPax);
+        delete globalPax.sparse;
+        continue;
       case 'V':
         await r.skip(h.size + padding(h.size));
         continue;
@@ -62,9 +68,9 @@ export async function readTar(source: AsyncIterable<Buffer>, sink: EntrySink, si
         continue;
     }
     const paxSparse = h.type === '0' || h.type === '7' ? pax.sparse : undefined;
-    const name = paxSparse?.name ?? pax.path ?? longName ?? h.name;
-    const linkname = pax.linkpath ?? longLink ?? h.linkname;
-    const size = pax.size ?? h.size;
+    const name = paxSparse?.name ?? pax.path ?? globalPax.path ?? longName ?? h.name;
+    const linkname = pax.linkpath ?? globalPax.linkpath ?? longLink ?? h.linkname;
+    const size = pax.size ?? globalPax.size ?? h.size;
     const entryMeta: EntryMeta | undefined = h.owner && {
       mode: h.mode & 0o7777,
       uid: pax.uid ?? h.owner.uid,

@@ -2,6 +2,7 @@
 import { PyInt, dumpPyJson, makeDeterministic, parsePyJson } from '../../image/detjson.js';
 import { isV1ImageId } from './names.js';
 import { V1RegistryError } from './session.js';
+import { printable } from '../../text/index.js';
 
 function parseJson(body: Buffer, what: string): unknown {
   try {
@@ -71,7 +72,7 @@ export function layerJson(body: Buffer, id: string, parent: string | undefined, 
 }
 
 function showScalar(v: unknown): string {
-  if (typeof v === 'string') return `'${v.slice(0, 80)}'`;
+  if (typeof v === 'string') return `'${printable(v, 80)}'`;
   if (v instanceof PyInt) return v.text;
   return typeof v === 'object' ? 'a non-string' : String(v);
 }
