@@ -139,7 +139,9 @@ export const storeCommand: CommandModule<GlobalArgs, GlobalArgs> = {
           .example('$0 store add --flat --name img.tar ./image.tar', 'flat sha256 of a file') as Argv<StoreArgs>,
         handler: async (a) => {
           const store = openStore(a);
-          const src = resolve(a.path!);
+          // An empty PATH (an unset variable) would resolve to the working directory: never add that by accident.
+          if (a.path === undefined || a.path.trim() === '') throw new UserError('empty path given to store add: name the file or directory to add', EXIT.usage);
+          const src = resolve(a.path);
           const info = await store.addPath(src, { name: a.name ?? basename(src), method: a.flat ? 'flat' : 'recursive', repair: a.repair ?? false })
             .catch((e: unknown) => {
               if (e instanceof DamagedPathError) throw new UserError(e.message);
