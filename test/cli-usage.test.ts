@@ -87,6 +87,7 @@ test('item 1: other options whose empty or odd value would switch a check off ar
       [['mirror', 'sync', '--src-tls-verify=', ref, ref], "--src-tls-verify takes no value, or =true or =false; got '--src-tls-verify='"],
       [['mirror', 'export', '--to', join(t.path, 'c'), '--sign-key', '', '/nix/store/x0dpr9yz5h0fk5c5lpj7zzqjbdh3w8cz-x'], 'empty value given to --sign-key'],
       [['--store', '', 'store', 'ls'], 'empty value given to --store'],
+      [['store', 'add', ''], 'empty path given to store add: name the file or directory to add'],
       [[ref, '--sha256', PIN, '--sha256', PIN], '--sha256 given more than once (it takes one value)'],
     ];
     for (const [args, message] of cases) usageError(await cli([...s, ...args]), message, args.join(' '));
