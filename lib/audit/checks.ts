@@ -122,6 +122,12 @@ async function imageDrift(ctx: Ctx, e: Extract<AuditEntry, { kind: 'image' }>): 
   const base = { entry: e.label, origin: e.origin, check: 'drift' as const };
   if (!p.fromTag) return { ...base, verdict: 'n/a', detail: 'pinned by digest: there is no tag to drift' };
   const client = new RegistryClient(`${p.imageName}:${p.fromTag}`, { tlsVerify: ctx.tlsVerify && p.tlsVerify !== false, env: ctx.callerEnv, endpoints: ctx.endpoints });
+  // One request when nothing moved: the tag's manifest (verified against its digest) is the pinned
+  // image, or the pinned index, which fixes the platform's manifest too. Only a moved tag is
+  // resolved through to the platform's manifest, to name what it points at now.
+  const top = await client.getManifest(p.fromTag);
+  if (top.digest === p.imageDigest && p.indexDigest === undefined) return { ...base, verdict: 'ok', detail: `tag '${p.fromTag}' still resolves to ${p.imageDigest}` };
+  if (p.indexDigest !== undefined && top.digest === p.indexDigest) return { ...base, verdict: 'ok', detail: `tag '${p.fromTag}' still resolves to index ${p.indexDigest} (${p.imageDigest} for ${p.os}/${p.arch}${p.variant ? `/${p.variant}` : ''})` };
   const now = await client.resolve({ os: p.os, arch: p.arch, ...(p.variant ? { variant: p.variant } : {}) });
   const same = now.manifestDigest === p.imageDigest && (p.indexDigest === undefined || now.indexDigest === p.indexDigest);
   if (same) return { ...base, verdict: 'ok', detail: `tag '${p.fromTag}' still resolves to ${p.imageDigest}` };
