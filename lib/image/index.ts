@@ -18,3 +18,4 @@ export {
   DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, dockerConfigToOci, goRfc3339Nano, toOciImage, toOciIndex,
 } from './oci-convert.js';
 export type { ConvertedImage } from './oci-convert.js';
+export { BlockCompressStream } from './block-compress.js';

@@ -6,6 +6,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { createBrotliDecompress, createGunzip } from 'node:zlib';
 import { onFirstUse } from './on-first-use.js';
 import { ZstdDecompressStream, zstdNative } from './zstd-frames.js';
+// The module itself, not lib/image's face: mirror commands start without the image writers.
+import { BlockCompressStream } from '../image/block-compress.js';
 
 export type Compression = 'none' | 'xz' | 'zstd';
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
@@ -81,61 +83,14 @@ function xzCompressor(level = 6): Transform {
   return new Adapted(lz.createCompressor({ preset: level, check: lz.CHECK_CRC64, ...(WORKERS > 1 ? { threads: WORKERS } : {}) }));
 }
 
+/** zstd as independent frames of up to ZSTD_BLOCK input bytes (BlockCompressStream). */
 const ZSTD_BLOCK = 8 << 20;
-
-/**
- * zstd as a sequence of independent frames, each of up to ZSTD_BLOCK input bytes, compressed
- * WORKERS at a time off the main thread. Memory stays bounded at about 2 × WORKERS blocks.
- * Input is copied into the block buffer, so callers may reuse their chunks once a write returns.
- */
-class ZstdCompressStream extends Transform {
-  private block = Buffer.allocUnsafe(ZSTD_BLOCK);
-  private filled = 0;
-  private submitted = 0;
-  private readonly inflight: Promise<Buffer>[] = [];
-
-  constructor(private readonly level: number) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.absorb(chunk).then(() => done(), done);
-  }
-
-  private async absorb(chunk: Buffer): Promise<void> {
-    let off = 0;
-    while (off < chunk.length) {
-      const n = Math.min(ZSTD_BLOCK - this.filled, chunk.length - off);
-      chunk.copy(this.block, this.filled, off, off + n);
-      this.filled += n;
-      off += n;
-      if (this.filled === ZSTD_BLOCK) await this.submit();
-    }
-  }
-
-  private async submit(): Promise<void> {
-    const p = zstdNative().compress(this.block.subarray(0, this.filled), this.level);
-    p.catch(() => undefined); // observed when awaited below; avoids an unhandled rejection meanwhile
-    this.inflight.push(p);
-    this.submitted++;
-    this.block = Buffer.allocUnsafe(ZSTD_BLOCK);
-    this.filled = 0;
-    while (this.inflight.length >= WORKERS) this.push(await this.inflight.shift()!);
-  }
-
-  override _flush(done: TransformCallback): void {
-    (async () => {
-      if (this.filled > 0 || this.submitted === 0) await this.submit();
-      while (this.inflight.length) this.push(await this.inflight.shift()!);
-    })().then(() => done(), done);
-  }
-}
 
 /** A compressing transform, or undefined for `none`. */
 export function compressor(c: Compression, level?: number): Transform | undefined {
   if (c === 'none') return undefined;
   if (c === 'xz') return xzCompressor(level);
-  return new ZstdCompressStream(level ?? 3);
+  return new BlockCompressStream(ZSTD_BLOCK, (block) => zstdNative().compress(block, level ?? 3));
 }
 
 type ClassicStream = NodeJS.EventEmitter & { write(chunk: Buffer): unknown; end(): unknown };
