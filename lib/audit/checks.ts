@@ -12,7 +12,7 @@ import { LocalStore } from '../store/index.js';
 import { diffPaths, type DiffReport } from './diff/diff.js';
 import type { AuditEntry } from './entries.js';
 import { rebuildSpec } from './rebuild.js';
-import type { BuildPin, ImagePin, UrlPin } from './lock-file.js';
+import type { BuildPin } from './lock-file.js';
 
 export const CHECKS = ['drift', 'refetch', 'rebuild', 'store'] as const;
 export type CheckName = (typeof CHECKS)[number];
@@ -311,4 +311,3 @@ export function auditExitCode(results: readonly CheckResult[]): number {
   return 100 + (drift ? 1 : 0) + (rebuild ? 4 : 0) + (store ? 8 : 0);
 }
 
-export type { ImagePin, UrlPin };
