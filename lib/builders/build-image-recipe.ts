@@ -34,7 +34,7 @@ export interface BuildImageArgs {
   gid: number;
   architecture: string;
   created: string;
-  compressor: 'none' | 'gz' | 'zstd';
+  compressor: BuildSpec['compressor'];
   format: BuildFormat;
   sourceDateEpoch: number;
   /** Only when the spec has runAsRoot (the root stage's arguments). */
